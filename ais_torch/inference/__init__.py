@@ -1,0 +1,1 @@
+"""Applying trained models to slices and volumes."""
