@@ -23,6 +23,7 @@ log = logging.getLogger("ais_torch.train")
 
 @dataclass
 class TrainResult:
+    model: Any
     model_path: Path
     log_dir: Path | None
     dice: float | None
@@ -65,10 +66,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     datamodule.setup("fit")
     log.info(datamodule.summary())
 
-    arch_cfg = OmegaConf.to_container(cfg.arch, resolve=True)
-    assert isinstance(arch_cfg, dict)
-    arch_name = str(arch_cfg.get("name"))
     model = instantiate(cfg.arch)
+    arch_name = model.arch_name
 
     logger = None
     if cfg.get("logger") and cfg.logger.get("_target_"):
@@ -79,6 +78,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         callbacks.append(PredictionPreview(preview[0], preview[1], tuple(cfg.colour)))
 
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
+    if float(cfg.data.val_fraction) == 0:
+        trainer_kwargs.setdefault("limit_val_batches", 0)  # like the original: no validation
     trainer = L.Trainer(
         **trainer_kwargs,
         logger=logger if logger is not None else False,
@@ -99,22 +100,26 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         if cfg.evaluate and data.eval_pairs:
             dice = float(np.mean([_dice_on(model, t, lab, cfg) for t, lab in data.eval_pairs]))
     log_dir = Path(logger.log_dir) if logger is not None else None
-    return TrainResult(model_path=model_path, log_dir=log_dir, dice=dice, metrics=metrics)
+    return TrainResult(
+        model=model, model_path=model_path, log_dir=log_dir, dice=dice, metrics=metrics
+    )
 
 
-def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metrics: dict):  # noqa: ANN202
+def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metrics: dict):
     from ais_torch.archs.base import count_params_keras
+    from ais_torch.archs.presets import title_for_preset
     from ais_torch.io.scnm import ORIGINAL_MODEL_ENUM, ModelMetadata
 
-    hparams = {k: v for k, v in dict(model.hparams).items()}
+    hparams = dict(model.hparams)
+    title = title_for_preset(getattr(model, "preset", None)) or model.title or arch_name
     meta = ModelMetadata(
         title=str(cfg.title),
         colour=[float(c) for c in cfg.colour],
         apix=float(datamodule.apix),
         box_size=int(datamodule.box_size),
         model_depth=int(hparams.get("in_channels", 1)),
-        model_enum=ORIGINAL_MODEL_ENUM.get(model.title, -1),
-        arch=str(model.title),
+        model_enum=ORIGINAL_MODEL_ENUM.get(title, -1),
+        arch=title,
         epochs=int(cfg.trainer.max_epochs),
         batch_size=int(cfg.data.batch_size),
         threshold=float(cfg.threshold),
@@ -159,7 +164,9 @@ def main(cfg: DictConfig) -> None:
         if result.log_dir is not None:
             print(f"tensorboard:  tensorboard --logdir {result.log_dir}")
         if result.dice is not None:
-            print(f"held-out Dice ({cfg.data.feature}, threshold {cfg.threshold}): {result.dice:.3f}")
+            print(
+                f"held-out Dice ({cfg.data.feature}, threshold {cfg.threshold}): {result.dice:.3f}"
+            )
 
     run_cli(_run)
 

@@ -72,7 +72,9 @@ def _demo(cfg: DictConfig, folder: Path) -> ResolvedData:
 
     feature = str(cfg.feature)
     if feature not in DEMO_FEATURES:
-        raise ConfigError(f"data.feature={feature!r} is not in the demo; use one of {DEMO_FEATURES}")
+        raise ConfigError(
+            f"data.feature={feature!r} is not in the demo; use one of {DEMO_FEATURES}"
+        )
     demo = cfg.demo
     n_train, n_eval = int(demo.n_train), int(demo.n_eval)
     write_demo(

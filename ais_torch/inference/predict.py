@@ -23,7 +23,7 @@ def standardise_slices(slices: np.ndarray, eps: float = 1e-7) -> np.ndarray:
 
 
 def padding_for(size: int, multiple: int, context: int = CONTEXT_PX) -> tuple[int, int]:
-    """Pixels to add before/after so ``size`` gets ``context`` each side and divides by ``multiple``."""
+    """Pixels before/after ``size``: ``context`` each side, total a multiple of ``multiple``."""
     total = size + 2 * context
     total = -(-total // multiple) * multiple
     extra = total - size

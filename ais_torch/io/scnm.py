@@ -86,7 +86,9 @@ class ModelMetadata:
     def describe(self) -> str:
         """The original's info string: "Arch (params, box-depth, apix, loss)"."""
         mp = f"{self.n_parameters / 1e6:.1f} Mp"
-        return f"{self.arch} ({mp}, {self.box_size}-{self.model_depth}, {self.apix}, {self.loss:.4f})"
+        return (
+            f"{self.arch} ({mp}, {self.box_size}-{self.model_depth}, {self.apix}, {self.loss:.4f})"
+        )
 
 
 def read_members(path: str | os.PathLike) -> dict[str, bytes]:

@@ -1,0 +1,156 @@
+"""``AisArch``: the base class every architecture (ours or a plugin's) subclasses.
+
+An architecture is a ``lightning.pytorch.LightningModule`` whose ``forward`` maps a batch of
+boxes ``(B, C, H, W)`` to per-pixel probabilities ``(B, 1, H, W)`` in [0, 1]. Its constructor
+takes keyword-only hyperparameters that are plain JSON values; the base constructor records
+them with ``save_hyperparameters()`` (Lightning collects the arguments of every ``__init__`` in
+the chain), so a checkpoint reloads with ``torch.load(weights_only=True)`` and the registry can
+rebuild the network from ``(name, hparams)`` alone.
+
+Training follows the original: masked BCE (label 2 = ignore) on probabilities and Keras' Adam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from ais_torch.archs import losses
+from ais_torch.errors import AisInputError, ConfigError
+
+KERAS_ADAM_EPS = 1e-7
+
+
+class AisArch(LightningModule):
+    """Base class for segmentation architectures; see the module docstring for the contract.
+
+    Subclasses set ``title`` (human readable, as the original shows it), ``keras_titles``
+    (original model titles the class can represent) and ``min_size_multiple`` (H and W must be
+    multiples of it: 2 ** the number of down-sampling stages; a class attribute, or an instance
+    attribute set in ``__init__`` when it depends on hyperparameters), build their layers after
+    ``super().__init__(...)`` and implement ``forward``.
+    """
+
+    title: ClassVar[str] = ""
+    keras_titles: ClassVar[tuple[str, ...]] = ()
+    min_size_multiple: int = 1
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        learning_rate: float = 1e-3,
+        loss: str = "bce",
+        bce_weight: float = 0.1,
+        dice_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ConfigError(f"in_channels must be a positive integer, got {in_channels!r}")
+        if not learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+        if loss not in losses.LOSSES:
+            raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(losses.LOSSES)}")
+        self.save_hyperparameters()
+
+    @property
+    def example_input_array(self) -> Any:
+        """A zero box of :attr:`example_size` (built on first use, after the layers exist)."""
+        if self._example_input_array is None:
+            size = self.example_size
+            self._example_input_array = torch.zeros(1, self.hparams.in_channels, size, size)
+        return self._example_input_array
+
+    @example_input_array.setter
+    def example_input_array(self, example: Any) -> None:
+        self._example_input_array = example
+
+    # -- shape -----------------------------------------------------------------------------
+    @property
+    def example_size(self) -> int:
+        """Smallest valid square box of at least 64 px (the original's default box size)."""
+        m = self.min_size_multiple
+        return max(m, -(-64 // m) * m)
+
+    def check_input_shape(self, x: torch.Tensor) -> None:
+        """Raise a specific error (with a shape that would work) for an unusable input."""
+        if x.ndim != 4 or x.shape[1] != self.hparams.in_channels:
+            raise AisInputError(
+                f"{self.title or type(self).__name__} expects (B, {self.hparams.in_channels}, H, W)"
+                f" input, got {tuple(x.shape)}"
+            )
+        m = self.min_size_multiple
+        h, w = x.shape[-2:]
+        if h % m or w % m:
+            ok = (-(-h // m) * m, -(-w // m) * m)
+            raise AisInputError(
+                f"{self.title or type(self).__name__} needs H and W divisible by {m}, got "
+                f"{h}x{w}; pad the input to {ok[0]}x{ok[1]}"
+            )
+
+    def _plain_hparam(self, key: str, value: Any) -> Any:
+        """Store ``value`` with tuples turned into lists, so hparams stay plain JSON values."""
+        plain = _to_plain(value)
+        self.hparams[key] = plain
+        return plain
+
+    def _should_check(self) -> bool:
+        return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+
+    @property
+    def n_parameters(self) -> int:
+        """Parameter count as the original reports it (Keras ``count_params``)."""
+        return count_params_keras(self)
+
+    # -- training --------------------------------------------------------------------------
+    def compute_loss(self, probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The configured loss (``hparams.loss``) of probabilities against 0/1/2 labels."""
+        hp = self.hparams
+        if hp.loss == "bce_dice":
+            return losses.masked_bce_dice(hp.bce_weight, hp.dice_weight)(probs, target)
+        return losses.make_loss(hp.loss)(probs, target)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        x, y = batch
+        loss = self.compute_loss(self(x), y)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        probs = self(x)
+        n = len(x)
+        self.log(
+            "val/loss", self.compute_loss(probs, y), prog_bar=True, batch_size=n, sync_dist=True
+        )
+        self.log("val/dice", losses.dice_score(probs, y), batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        """Keras ``Adam()`` defaults (beta 0.9/0.999, epsilon 1e-7) at ``hparams.learning_rate``."""
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.999), eps=KERAS_ADAM_EPS
+        )
+
+
+def _to_plain(value: Any) -> Any:
+    """Sequences (tuples, lists, OmegaConf ``ListConfig``) to nested lists; scalars unchanged."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def count_params_keras(module: nn.Module) -> int:
+    """Trainable parameters plus BatchNorm running mean/variance elements.
+
+    This is what Keras ``model.count_params()`` returns (it counts BN's moving statistics), and
+    so what the original Ais prints and stores as ``n_parameters``.
+    """
+    n = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            n += m.running_mean.numel() + m.running_var.numel()
+    return n

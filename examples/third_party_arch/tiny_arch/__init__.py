@@ -1,0 +1,1 @@
+"""An example third-party architecture package for ais_torch (see README.md)."""
