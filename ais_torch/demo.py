@@ -29,7 +29,7 @@ Existing files are kept (rerun is cheap) unless overwrite=1.
 
   out        output folder (created)
   n          number of tomograms (tomogram i uses seed+i)
-  seed       random seed (same seed, same bytes)
+  seed       random seed (same seed, same voxels)
   shape      z,y,x voxels (at least 24,80,80)
   slices     annotated z-slices per feature
   overwrite  1/true to rewrite existing files

@@ -78,6 +78,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         callbacks.append(PredictionPreview(preview[0], preview[1], tuple(cfg.colour)))
 
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
+    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs.get("precision"))
     if float(cfg.data.val_fraction) == 0:
         trainer_kwargs.setdefault("limit_val_batches", 0)  # like the original: no validation
     trainer = L.Trainer(
@@ -92,17 +93,40 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     model_path = output_dir / f"{cfg.title}.scnm"
     dice = None
     if trainer.is_global_zero:
-        model = model.cpu().eval()
+        model = model.eval()  # evaluation runs where training ran; the file holds CPU tensors
         metadata = _metadata(cfg, model, arch_name, datamodule, metrics)
         from ais_torch.io.scnm import save_scnm
 
         save_scnm(model_path, model, metadata)
         if cfg.evaluate and data.eval_pairs:
-            dice = float(np.mean([_dice_on(model, t, lab, cfg) for t, lab in data.eval_pairs]))
+            bf16 = "bf16" in str(trainer_kwargs["precision"])
+            scores = [
+                _dice_on(model, t, lab, float(cfg.threshold), bf16) for t, lab in data.eval_pairs
+            ]
+            dice = float(np.mean(scores))
     log_dir = Path(logger.log_dir) if logger is not None else None
     return TrainResult(
         model=model, model_path=model_path, log_dir=log_dir, dice=dice, metrics=metrics
     )
+
+
+def resolve_precision(precision: str | int | None) -> str | int | None:
+    """``"auto"``: bf16 mixed precision where the hardware runs it fast, else full float32.
+
+    bf16 halves training time on GPUs since Ampere and on CPUs with AVX512-BF16/AMX; elsewhere
+    it is emulated and slower, so ``auto`` falls back to ``32-true`` there.
+    """
+    if precision != "auto":
+        return precision
+    import torch
+
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    try:
+        fast_cpu_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        fast_cpu_bf16 = False
+    return "bf16-mixed" if fast_cpu_bf16 else "32-true"
 
 
 def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metrics: dict):
@@ -135,14 +159,15 @@ def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metr
     return meta
 
 
-def _dice_on(model: Any, tomogram: Path, truth: Path, cfg: DictConfig) -> float:
+def _dice_on(model: Any, tomogram: Path, truth: Path, threshold: float, bf16: bool) -> float:
+    """Dice of the model's whole-slice segmentation of ``tomogram`` against ``truth``."""
     from ais_torch.inference.predict import dice, predict_slices
     from ais_torch.io.mrc import read_volume
 
     volume = read_volume(tomogram)
     labels = read_volume(truth, check_finite=False)
-    prob = predict_slices(model, volume.data, batch_size=4)
-    return dice(prob, labels.data, threshold=float(cfg.threshold))
+    prob = predict_slices(model, volume.data, batch_size=4, bf16=bf16)
+    return dice(prob, labels.data, threshold=threshold)
 
 
 def _check(cfg: DictConfig) -> None:

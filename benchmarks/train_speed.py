@@ -25,6 +25,7 @@ PAPER_SECONDS = {
     "inceptionnet": 462,
     "unet_s": 132,
     "vggnet_s": 91,
+    "vggnet_m": None,  # not in the paper; ais_torch's and the original's default since 1.0.36
     "resnet_paper": 1533,
     "pix2pix_paper": 793,
 }
@@ -87,11 +88,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|")
     for name in args.archs:
-        from ais_torch.archs.base import count_params_keras
-
-        params = count_params_keras(archs.build(name))
+        params = archs.build(name).n_parameters  # Keras count_params (Pix2pix: generator)
         seconds = time_epochs(name, args.device, args.precision, args.epochs)
-        paper = PAPER_SECONDS.get(name, "")
+        paper = PAPER_SECONDS.get(name) or "–"
         print(f"| {name} | {params:,} | {seconds:.2f} | {50 * seconds:.0f} | {paper} |", flush=True)
 
 

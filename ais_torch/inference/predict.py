@@ -38,8 +38,13 @@ def predict_slices(
     batch_size: int = 8,
     multiple: int = 32,
     device: str | torch.device | None = None,
+    bf16: bool = False,
 ) -> np.ndarray:
-    """Probabilities for each slice. ``(n, y, x)`` → float32 ``(n, y, x)`` in [0, 1]."""
+    """Probabilities for each slice. ``(n, y, x)`` → float32 ``(n, y, x)`` in [0, 1].
+
+    ``bf16=True`` runs the network under bfloat16 autocast (about 2x faster on CPUs with
+    AVX512-BF16/AMX and on recent GPUs; probabilities differ by ~1e-2).
+    """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -50,7 +55,8 @@ def predict_slices(
     out = np.empty((n, h, w), np.float32)
     for i in range(0, n, batch_size):
         batch = torch.from_numpy(padded[i : i + batch_size, None]).to(device)
-        prob = model(batch)[:, 0].float().cpu().numpy()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            prob = model(batch)[:, 0].float().cpu().numpy()
         out[i : i + batch_size] = prob[:, py[0] : py[0] + h, px[0] : px[0] + w]
     model.train(was_training)
     return out
