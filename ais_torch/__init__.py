@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ais_torch.archs.base import AisArch
+    import torch
 
 
-def load_model(path: str) -> AisArch:
-    """Open a model file (``.scnm``) and return the network, in eval mode.
+def load_model(path: str) -> torch.nn.Module:
+    """Open a model file (``.scnm``, ours or the original Ais's) and return it in eval mode.
 
-    Its metadata (title, colour, apix, box size, threshold, ...) is ``model.metadata``, a
+    Ours come back as their registered architecture. The original's Keras models come back as
+    the matching ais_torch architecture with the Keras weights (ready for fine-tuning), or as a
+    generic graph module when no architecture matches. Either way the metadata (title, colour,
+    apix, box size, threshold, ...) is ``model.metadata``, a
     :class:`ais_torch.io.scnm.ModelMetadata`.
     """
     from ais_torch.io.scnm import load_scnm

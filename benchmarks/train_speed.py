@@ -34,8 +34,12 @@ BOX = 64
 BATCH = 32
 
 
-def time_epochs(name: str, device: str, precision: str, epochs: int) -> float:
-    """Mean wall seconds of one epoch (after one warm-up epoch), Lightning loop included."""
+def time_epochs(name: str, device: str, precision: str, epochs: int, steps: int | None) -> float:
+    """Mean wall seconds of one epoch (after one warm-up epoch), Lightning loop included.
+
+    With ``steps``, each epoch is cut to that many batches and the time is scaled to a full
+    epoch (for slow CPUs; the per-step cost does not change within an epoch).
+    """
     import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -56,8 +60,10 @@ def time_epochs(name: str, device: str, precision: str, epochs: int) -> float:
                 torch.cuda.synchronize()
             timings.append(time.perf_counter() - self.t0)
 
+    n_batches = -(-N_SAMPLES // BATCH)
     trainer = L.Trainer(
         max_epochs=epochs + 1,
+        limit_train_batches=steps or 1.0,
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         precision=precision,
@@ -68,7 +74,8 @@ def time_epochs(name: str, device: str, precision: str, epochs: int) -> float:
         callbacks=[Timer()],
     )
     trainer.fit(model, loader)
-    return sum(timings[1:]) / max(len(timings) - 1, 1)
+    per_epoch = sum(timings[1:]) / max(len(timings) - 1, 1)
+    return per_epoch * n_batches / steps if steps else per_epoch
 
 
 def main() -> None:
@@ -77,6 +84,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs (plus one warm-up)")
+    parser.add_argument("--steps", type=int, default=None, help="batches per timed epoch")
     args = parser.parse_args()
 
     print(
@@ -89,7 +97,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in args.archs:
         params = archs.build(name).n_parameters  # Keras count_params (Pix2pix: generator)
-        seconds = time_epochs(name, args.device, args.precision, args.epochs)
+        seconds = time_epochs(name, args.device, args.precision, args.epochs, args.steps)
         paper = PAPER_SECONDS.get(name) or "–"
         print(f"| {name} | {params:,} | {seconds:.2f} | {50 * seconds:.0f} | {paper} |", flush=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tarfile
 import time
@@ -21,12 +22,61 @@ from ais_torch.io.atomic import atomic_output
 
 if TYPE_CHECKING:
     from ais_torch.archs.base import AisArch
+    from ais_torch.io.keras_h5 import KerasModel
+
+log = logging.getLogger("ais_torch.io.scnm")
 
 FRAMEWORK = "ais_torch"
 MAX_MEMBER_BYTES = 4 * 1024**3
 # model_enum as written by the original Ais 1.2.40 (seen in its .scnm files); it is an index
 # into an installation-dependent list, kept only so the original shows the right name.
-ORIGINAL_MODEL_ENUM = {"UNet S": 8, "VGGNet M": 10, "VGGNet S": 11}
+ORIGINAL_MODEL_ENUM = {"UNet M": 7, "UNet S": 8, "VGGNet M": 10, "VGGNet S": 11}
+
+# ``model_enum`` -> architecture title, per version family of the original (an index into the
+# model files sorted by name, so it shifts between versions: docs/ais_original.md §1.1). Only
+# needed for old files without ``arch``. "1.2.40" is what the reference kit's files show.
+_LEGACY_ORDER = {
+    "1.0.0-1.0.35": "Eman2, InceptionNet, Pix2pix, ResNet, UNet deep, UNet dropout, UNet lite, "
+    "VGGNet, VGGNet double",
+    "1.0.36-1.0.40": "Eman2, InceptionNet, Pix2pix, ResNet, UNet, VGGNet L, VGGNet M, VGGNet S",
+    "1.0.44": "Eman2, InceptionNet, Pix2pix, cryoPom-bxe, cryoPom-dice, cryoPom-comb, ResNet, "
+    "UNet L, UNet S, VGGNet L, VGGNet M, VGGNet S, VGGNet X",
+    "1.2.0": "ezm-2d-dice, ezm-2d-bxe, ezm-3d-17d, Eman2, InceptionNet, Pix2pix, cryoPom-bxe, "
+    "cryoPom-comb, cryoPom-dice, ResNet, UNet L, UNet S, VGGNet L, VGGNet M, VGGNet S, VGGNet X",
+}
+LEGACY_MODEL_ENUM: dict[str, dict[int, str]] = {
+    **{family: dict(enumerate(order.split(", "))) for family, order in _LEGACY_ORDER.items()},
+    "1.2.40": {enum: title for title, enum in ORIGINAL_MODEL_ENUM.items()},
+}
+# Which family to assume when several fit: files without ``arch`` predate 1.2, and PyPI 1.0.40
+# is what most users had installed.
+LEGACY_FAMILY_PREFERENCE = ("1.0.36-1.0.40", "1.0.44", "1.0.0-1.0.35", "1.2.0", "1.2.40")
+# Keras parameter counts (one input channel) of the original's titles, to check a guess.
+ORIGINAL_PARAM_COUNTS: dict[str, tuple[int, ...]] = {
+    "Eman2": (378_081,),
+    "InceptionNet": (550_529,),
+    "ResNet": (1_215_457, 4_887_265),
+    "UNet": (922_881,),
+    "UNet S": (922_881,),
+    "UNet deep": (922_881,),
+    "UNet dropout": (185_217,),
+    "UNet lite": (185_217,),
+    "UNet M": (7_771_297,),
+    "UNet L": (38_791_489,),
+    "VGGNet": (1_493_059,),
+    "VGGNet S": (1_493_059,),
+    "VGGNet double": (5_053_955,),
+    "VGGNet M": (5_053_955,),
+    "VGGNet L": (17_521_921, 38_239_489),
+    "VGGNet X": (38_420_097,),
+    "Pix2pix": (16_661_121, 29_249_409),
+    "cryoPom-bxe": (31_054_145,),
+    "cryoPom-dice": (31_054_145,),
+    "cryoPom-comb": (31_054_145,),
+    "ezm-2d-dice": (43_634_689,),
+    "ezm-2d-bxe": (43_634_689,),
+    "ezm-3d-17d": (16_404_865,),
+}
 
 
 @dataclass
@@ -148,7 +198,119 @@ def _metadata_from_members(path: Path, members: dict[str, bytes]) -> ModelMetada
         raw = json.loads(hit[1].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelFormatError(f"{path}: model metadata is not valid JSON ({err})") from None
+    if _one(members, "_weights.h5") is not None and _one(members, "_weights.safetensors") is None:
+        stem = hit[0][: -len("_metadata.json")]
+        raw = normalise_original_metadata(raw, stem, path)
     return ModelMetadata.from_dict(raw, path)
+
+
+# -- metadata written by the original Ais (any version) ------------------------------------------
+_TYPED_FIELDS: dict[str, type] = {
+    **dict.fromkeys(("title", "arch", "info", "info_short", "normalization"), str),
+    **dict.fromkeys(("apix", "alpha", "threshold", "overlap", "excess_negative", "loss"), float),
+    **dict.fromkeys(
+        ("box_size", "model_depth", "model_enum", "epochs", "batch_size", "active_tab"), int
+    ),
+    **dict.fromkeys(("n_parameters", "n_copies", "z_jitter", "tta"), int),
+    **dict.fromkeys(("compiled", "active", "blend", "show", "emit", "absorb"), bool),
+}
+
+
+def normalise_original_metadata(raw: Any, stem: str, source: str | Path) -> dict[str, Any]:
+    """An original's metadata dict with missing fields filled and types checked.
+
+    Why: files from every version of the original exist. Old ones lack fields (``arch``,
+    ``model_depth``, ``normalization``, ...) or hold nulls; those get :class:`ModelMetadata`'s
+    defaults, a missing title becomes the member's stem, and a missing ``arch`` is recovered
+    from the ``info`` string or from ``model_enum`` (:func:`original_arch_title`). A value of
+    the wrong type is a clear error rather than a crash later.
+    """
+    if not isinstance(raw, dict):
+        raise ModelFormatError(f"{source}: model metadata is not a JSON object")
+    out = {k: v for k, v in raw.items() if not (v is None and k in _TYPED_FIELDS)}
+    if not out.get("title"):
+        log.warning("%s: metadata has no title; using %r from the member name", source, stem)
+        out["title"] = stem
+    for key, kind in _TYPED_FIELDS.items():
+        if key in out:
+            out[key] = _coerce(out[key], kind, key, source)
+    if "colour" in out:
+        out["colour"] = _colour(out["colour"], source)
+    if not out.get("arch"):
+        title, how = original_arch_title(out)
+        if title:
+            log.warning("%s: metadata has no 'arch'; assuming %r from %s", source, title, how)
+            out["arch"] = title
+        else:
+            log.warning("%s: architecture unknown (%s); rebuilt from the file's graph", source, how)
+    return out
+
+
+def _coerce(value: Any, kind: type, key: str, source: str | Path) -> Any:
+    if kind is bool:
+        ok = isinstance(value, bool) or value in (0, 1)
+    elif kind is int:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and float(value).is_integer()
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ModelFormatError(
+            f"{source}: metadata field '{key}' should be {kind.__name__}, got {value!r}"
+        )
+    return kind(value)
+
+
+def _colour(value: Any, source: str | Path) -> list[float]:
+    ok = isinstance(value, list) and len(value) in (3, 4)
+    if not ok or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in value):
+        raise ModelFormatError(f"{source}: metadata 'colour' should be 3 numbers, got {value!r}")
+    return [float(c) for c in value[:3]]
+
+
+def _title_from_info(info: Any) -> str:
+    """The known title an info string starts with: 'VGGNet M (5.1 Mp, ...)', '(VGGNet M, ...)'."""
+    if not isinstance(info, str):
+        return ""
+    text = info.strip()
+    title = text[1:].split(",", 1)[0] if text.startswith("(") else text.split(" (", 1)[0]
+    known = set(ORIGINAL_PARAM_COUNTS) | {
+        t for table in LEGACY_MODEL_ENUM.values() for t in table.values()
+    }
+    return title.strip() if title.strip() in known else ""
+
+
+def original_arch_title(raw: dict[str, Any]) -> tuple[str, str]:
+    """(architecture title, how it was found) for an original's metadata; ``("", why)`` if unknown.
+
+    Order: the ``arch`` field; the title at the start of ``info``/``info_short``; ``model_enum``
+    looked up in :data:`LEGACY_MODEL_ENUM`, keeping the version families whose title has the
+    stored ``n_parameters`` and, among those, the first in :data:`LEGACY_FAMILY_PREFERENCE`.
+    """
+    arch = raw.get("arch")
+    if isinstance(arch, str) and arch:
+        return arch, "the 'arch' field"
+    for key in ("info", "info_short"):
+        title = _title_from_info(raw.get(key))
+        if title:
+            return title, f"the '{key}' string"
+    enum = raw.get("model_enum")
+    if not isinstance(enum, int) or isinstance(enum, bool) or enum < 0:
+        return "", "no 'arch', 'info' or 'model_enum'"
+    hits = [
+        (f, LEGACY_MODEL_ENUM[f][enum])
+        for f in LEGACY_FAMILY_PREFERENCE
+        if enum in LEGACY_MODEL_ENUM[f]
+    ]
+    if not hits:
+        return "", f"model_enum {enum} is in no known version's table"
+    n = raw.get("n_parameters")
+    agreeing = [(f, t) for f, t in hits if n in ORIGINAL_PARAM_COUNTS.get(t, ())]
+    family, title = (agreeing or hits)[0]
+    check = f"; n_parameters {n} agrees" if agreeing else "; n_parameters cannot confirm it"
+    return title, f"model_enum {enum} read with the {family} version table{check}"
 
 
 def save_scnm(path: str | os.PathLike, model: AisArch, metadata: ModelMetadata) -> Path:
@@ -177,7 +339,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def load_scnm(path: str | os.PathLike) -> tuple[AisArch, ModelMetadata]:
+def load_scnm(path: str | os.PathLike) -> tuple[AisArch | KerasModel, ModelMetadata]:
     """Open a .scnm: ours (safetensors) directly; the original's (Keras .h5) via the importer."""
     path = Path(path)
     members = read_members(path)
@@ -185,12 +347,41 @@ def load_scnm(path: str | os.PathLike) -> tuple[AisArch, ModelMetadata]:
     weights = _one(members, "_weights.safetensors")
     if weights is not None:
         return _load_ours(path, metadata, weights[1]), metadata
-    if _one(members, "_weights.h5") is not None:
-        raise ModelFormatError(
-            f"{path}: is an original Ais (Keras) model; Keras import is not available in this "
-            "version of ais_torch yet"
-        )
+    h5 = _one(members, "_weights.h5")
+    if h5 is not None:
+        return _load_original(path, metadata, h5), metadata
     raise ModelFormatError(f"{path}: no '*_weights.safetensors' or '*_weights.h5' inside")
+
+
+def _load_original(
+    path: Path, metadata: ModelMetadata, member: tuple[str, bytes]
+) -> AisArch | KerasModel:
+    """The original's Keras model (read from memory), as our architecture where it matches.
+
+    When it does, ``arch_name``/``arch_hparams`` are filled in, so saving the model as ours and
+    opening it again rebuilds the same network.
+    """
+    from ais_torch.io.keras_h5 import load_keras_model
+
+    name, payload = member
+    model = load_keras_model(
+        payload,
+        name=f"{path} ({name})",
+        arch_title=metadata.arch or None,
+        n_parameters=metadata.n_parameters or None,
+    )
+    if model.arch_name:
+        metadata.arch_name = model.arch_name
+        metadata.arch_hparams = dict(model.hparams)
+    metadata.n_parameters = metadata.n_parameters or int(model.n_parameters)
+    channels = int(model.hparams.in_channels)
+    is_2d = getattr(getattr(model, "graph", None), "n_spatial", 2) == 2
+    if is_2d and metadata.model_depth != channels:  # 2D/2.5D: input slices are channels
+        log.warning(
+            "%s: model_depth %s, but the network takes %s", path, metadata.model_depth, channels
+        )
+        metadata.model_depth = channels
+    return model
 
 
 def _load_ours(path: Path, metadata: ModelMetadata, payload: bytes) -> AisArch:
