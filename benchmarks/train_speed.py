@@ -92,7 +92,7 @@ def main() -> None:
         f"precision {args.precision}, torch {torch.__version__}, threads {torch.get_num_threads()}"
     )
     print(
-        "| arch | params (Keras count) | s/epoch | 50 epochs (s) | paper 50 epochs on P2200 (s) |"
+        "| arch | params (Keras count) | s/epoch | 50 epochs (s) | paper: 50 epochs on P2200 (s) |"
     )
     print("|---|---|---|---|---|")
     for name in args.archs:

@@ -347,6 +347,17 @@ def _spatial(layer: KerasLayer, ndim: int) -> int:
     return rank
 
 
+def _read_conv_geometry(op: KerasOp, layer: KerasLayer, ndim: int) -> int:
+    """Set ``rank``, ``filters``, ``kernel``, ``stride``, ``dilation`` of a (transposed) conv."""
+    cfg, n = layer.config, _spatial(layer, ndim)
+    op.rank = n
+    op.filters = int(cfg.get("filters", 0))
+    op.kernel = _tuple(cfg.get("kernel_size"), n, "kernel_size", layer.name)
+    op.stride = _tuple(cfg.get("strides", 1), n, "strides", layer.name)
+    op.dilation = _tuple(cfg.get("dilation_rate", 1), n, "dilation_rate", layer.name)
+    return n
+
+
 class KConv(KerasOp):
     """Conv1D/2D/3D: kernel ``(*k, cin/groups, cout)`` becomes torch ``(cout, cin/groups, *k)``."""
 
@@ -354,12 +365,8 @@ class KConv(KerasOp):
 
     def __init__(self, layer: KerasLayer, ndim: int) -> None:
         super().__init__(layer, ndim)
-        cfg, n = layer.config, _spatial(layer, ndim)
-        self.rank = n
-        self.filters = int(cfg.get("filters", 0))
-        self.kernel = _tuple(cfg.get("kernel_size"), n, "kernel_size", layer.name)
-        self.stride = _tuple(cfg.get("strides", 1), n, "strides", layer.name)
-        self.dilation = _tuple(cfg.get("dilation_rate", 1), n, "dilation_rate", layer.name)
+        _read_conv_geometry(self, layer, ndim)
+        cfg = layer.config
         self.groups = int(cfg.get("groups", 1) or 1)
         self.padding = str(cfg.get("padding", "valid")).lower()
         if self.padding not in ("same", "valid"):
@@ -428,12 +435,7 @@ class KConvTranspose(KerasOp):
 
     def __init__(self, layer: KerasLayer, ndim: int) -> None:
         super().__init__(layer, ndim)
-        cfg, n = layer.config, _spatial(layer, ndim)
-        self.rank = n
-        self.filters = int(cfg.get("filters", 0))
-        self.kernel = _tuple(cfg.get("kernel_size"), n, "kernel_size", layer.name)
-        self.stride = _tuple(cfg.get("strides", 1), n, "strides", layer.name)
-        self.dilation = _tuple(cfg.get("dilation_rate", 1), n, "dilation_rate", layer.name)
+        cfg, n = layer.config, _read_conv_geometry(self, layer, ndim)
         out_pad = cfg.get("output_padding")
         self.output_padding = (
             None if out_pad is None else _tuple(out_pad, n, "output_padding", layer.name)
