@@ -355,7 +355,29 @@ def _read_conv_geometry(op: KerasOp, layer: KerasLayer, ndim: int) -> int:
     op.kernel = _tuple(cfg.get("kernel_size"), n, "kernel_size", layer.name)
     op.stride = _tuple(cfg.get("strides", 1), n, "strides", layer.name)
     op.dilation = _tuple(cfg.get("dilation_rate", 1), n, "dilation_rate", layer.name)
+    op.use_bias = bool(cfg.get("use_bias", True))
+    op.weight_slots = ("kernel", "bias") if op.use_bias else ("kernel",)
+    op.weight = nn.Parameter(torch.empty(0))
+    op.bias = nn.Parameter(torch.empty(0)) if op.use_bias else None
     return n
+
+
+def _load_kernel(op: KerasOp, weights: dict[str, np.ndarray], filter_axis: int) -> None:
+    """Check a Keras kernel against the config and store it (and the bias) in torch layout.
+
+    Keras puts the spatial axes first; torch wants ``(out, in, *k)`` for convolutions and
+    ``(in, out, *k)`` for transposed ones, which is the same axis move since Keras stores the
+    transposed kernel as ``(*k, out, in)``. ``filter_axis`` says where ``filters`` sits.
+    """
+    kernel = weights["kernel"]
+    if kernel.ndim != op.rank + 2 or tuple(kernel.shape[: op.rank]) != op.kernel:
+        raise op._fail(f"kernel of shape {kernel.shape} does not fit {op.kernel}")
+    if kernel.shape[filter_axis] != op.filters:
+        raise op._fail(f"kernel has {kernel.shape[filter_axis]} filters, config {op.filters}")
+    order = (op.rank + 1, op.rank, *range(op.rank))
+    op.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(kernel.transpose(order))))
+    if op.use_bias:
+        op.bias = nn.Parameter(torch.from_numpy(_vector(weights["bias"], op.filters, op)))
 
 
 class KConv(KerasOp):
@@ -373,22 +395,10 @@ class KConv(KerasOp):
             raise self._fail(f"padding={self.padding!r} is not supported")
         self.activation_name = cfg.get("activation") or "linear"
         self.act = activation_fn(cfg.get("activation"), layer.name)
-        self.use_bias = bool(cfg.get("use_bias", True))
-        self.weight_slots = ("kernel", "bias") if self.use_bias else ("kernel",)
-        self.weight = nn.Parameter(torch.empty(0))
-        self.bias = nn.Parameter(torch.empty(0)) if self.use_bias else None
         self._native_pad: tuple[int, ...] | None = None
 
     def load_keras(self, weights: dict[str, np.ndarray]) -> None:
-        kernel = weights["kernel"]
-        if kernel.ndim != self.rank + 2 or tuple(kernel.shape[: self.rank]) != self.kernel:
-            raise self._fail(f"kernel of shape {kernel.shape} does not fit {self.kernel}")
-        if kernel.shape[-1] != self.filters:
-            raise self._fail(f"kernel has {kernel.shape[-1]} filters, config {self.filters}")
-        order = (self.rank + 1, self.rank, *range(self.rank))
-        self.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(kernel.transpose(order))))
-        if self.use_bias:
-            self.bias = nn.Parameter(torch.from_numpy(_vector(weights["bias"], self.filters, self)))
+        _load_kernel(self, weights, filter_axis=-1)
         symmetric = all(s == 1 for s in self.stride) and all(
             (k - 1) * d % 2 == 0 for k, d in zip(self.kernel, self.dilation, strict=True)
         )
@@ -447,21 +457,9 @@ class KConvTranspose(KerasOp):
             raise self._fail(f"padding={self.padding!r} is not supported")
         self.activation_name = cfg.get("activation") or "linear"
         self.act = activation_fn(cfg.get("activation"), layer.name)
-        self.use_bias = bool(cfg.get("use_bias", True))
-        self.weight_slots = ("kernel", "bias") if self.use_bias else ("kernel",)
-        self.weight = nn.Parameter(torch.empty(0))
-        self.bias = nn.Parameter(torch.empty(0)) if self.use_bias else None
 
     def load_keras(self, weights: dict[str, np.ndarray]) -> None:
-        kernel = weights["kernel"]
-        if kernel.ndim != self.rank + 2 or tuple(kernel.shape[: self.rank]) != self.kernel:
-            raise self._fail(f"kernel of shape {kernel.shape} does not fit {self.kernel}")
-        if kernel.shape[-2] != self.filters:
-            raise self._fail(f"kernel has {kernel.shape[-2]} filters, config {self.filters}")
-        order = (self.rank + 1, self.rank, *range(self.rank))
-        self.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(kernel.transpose(order))))
-        if self.use_bias:
-            self.bias = nn.Parameter(torch.from_numpy(_vector(weights["bias"], self.filters, self)))
+        _load_kernel(self, weights, filter_axis=-2)
 
     def out_channels(self, channels: list[int | None]) -> int | None:
         cin = self.weight.shape[0]
