@@ -55,7 +55,8 @@ def global_mad_stats(volume: Any) -> tuple[float, float]:
     reconstruction artefacts. Only the sampled slices are read, so a memory-mapped 4 GB tomogram
     costs ≤ 32 slices of I/O.
     """
-    data = getattr(volume, "data", volume)
+    # a Volume carries .data; an ndarray/memmap has a .data too (its raw buffer), so test first
+    data = volume if isinstance(volume, np.ndarray) else getattr(volume, "data", volume)
     path = getattr(volume, "path", None)
     n_z, n_y, n_x = (int(n) for n in data.shape)
     by, bx = _border(n_y), _border(n_x)

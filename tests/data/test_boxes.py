@@ -270,3 +270,15 @@ def test_label_file_written_by_mrcfile_mode0(tmp_path: Path) -> None:
     assert lab.data.dtype == np.int8
     boxes = extract_boxes(tomo, lab, feature="f", box_size=32)
     assert boxes.n_positive == 1 and boxes.apix == 8.0
+
+
+def test_global_mad_accepts_plain_arrays_and_memmaps(tmp_path) -> None:
+    """An ndarray/memmap has a ``.data`` buffer; it must not be taken for a Volume's data."""
+    from ais_torch.data.normalise import global_mad_stats
+
+    rng = np.random.default_rng(3)
+    arr = rng.normal(2.0, 3.0, size=(8, 40, 40)).astype(np.float32)
+    mm = np.memmap(tmp_path / "v.raw", dtype=np.float32, mode="w+", shape=arr.shape)
+    mm[:] = arr
+    assert global_mad_stats(arr) == global_mad_stats(mm)
+    assert abs(global_mad_stats(arr)[0] - 2.0) < 0.3
