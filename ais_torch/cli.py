@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ais_torch.errors import AisError
+from ais_torch.errors import AisError, ConfigError
 
 T = TypeVar("T")
 
@@ -24,3 +24,36 @@ def run_cli(fn: Callable[[], T]) -> T:
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def wants_help(args: Sequence[str]) -> bool:
+    """``-h``, ``--help`` or ``help`` anywhere on the command line."""
+    return any(a in ("-h", "--help", "help") for a in args)
+
+
+def command_main(argv: Sequence[str] | None, usage: str, run: Callable[[list[str]], int]) -> int:
+    """The shell of a small command: usage on ``--help`` (or no arguments), one-line errors."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or wants_help(args):
+        print(usage, end="")
+        return 0 if args else 2
+    return run_cli(lambda: run(args))
+
+
+def parse_key_values(argv: Sequence[str], keys: Sequence[str], *, example: str) -> dict[str, str]:
+    """``key=value`` arguments → a dict; malformed, unknown or repeated keys are a ConfigError.
+
+    Leading dashes are dropped and ``-`` in keys reads as ``_`` (``--out-dir=x`` = ``out_dir=x``).
+    """
+    given: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not sep:
+            raise ConfigError(f"argument {arg!r} is not key=value (e.g. {example})")
+        if key not in keys:
+            raise ConfigError(f"unknown argument {key!r}; expected one of {', '.join(keys)}")
+        if key in given:
+            raise ConfigError(f"{key} given twice")
+        given[key] = value.strip()
+    return given

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ais_torch.cli import parse_key_values, wants_help
 from ais_torch.data.synthetic import FEATURES, DemoFiles, write_demo
-from ais_torch.errors import AisError
+from ais_torch.errors import AisError, ConfigError
 
 __all__ = ["DemoFiles", "main", "write_demo"]
 
@@ -38,8 +39,8 @@ Existing files are kept (rerun is cheap) unless overwrite=1.
 _KEYS = ("out", "n", "seed", "shape", "slices", "overwrite")
 
 
-class _UsageError(Exception):
-    pass
+class _UsageError(ConfigError):
+    """A bad argument: reported with a pointer to --help."""
 
 
 def _int(key: str, value: str, minimum: int) -> int:
@@ -74,17 +75,10 @@ def _shape(value: str) -> tuple[int, int, int]:
 
 def parse_args(argv: Sequence[str]) -> dict[str, object]:
     """``key=value`` pairs → keyword arguments of :func:`write_demo` (``out`` → ``out_dir``)."""
-    given: dict[str, str] = {}
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        key = key.strip().lstrip("-").replace("-", "_")
-        if not sep:
-            raise _UsageError(f"argument {arg!r} is not key=value (e.g. out=demo_data)")
-        if key not in _KEYS:
-            raise _UsageError(f"unknown argument {key!r}; expected one of {', '.join(_KEYS)}")
-        if key in given:
-            raise _UsageError(f"{key} given twice")
-        given[key] = value
+    try:
+        given = parse_key_values(argv, _KEYS, example="out=demo_data")
+    except ConfigError as err:
+        raise _UsageError(str(err)) from None
     if not given.get("out", "").strip():
         raise _UsageError("missing out=DIR (the folder to write the demo data to)")
     kwargs: dict[str, object] = {"out_dir": Path(given["out"]).expanduser()}
@@ -118,7 +112,7 @@ def _report(files: list[DemoFiles], out_dir: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (0 ok, 2 bad arguments or unusable output folder)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help", "help") for a in args):
+    if wants_help(args):
         print(USAGE, end="")
         return 0
     try:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ais_torch.cli import run_cli
+from ais_torch.cli import command_main, parse_key_values
 from ais_torch.errors import ConfigError
 
 USAGE = """\
@@ -32,17 +32,7 @@ SUFFIX = {"onnx": ".onnx", "keras": ".scnm"}
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
     """``key=value`` pairs → a dict; unknown or repeated keys are a one-line ConfigError."""
-    given: dict[str, str] = {}
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        key = key.strip().lstrip("-")
-        if not sep:
-            raise ConfigError(f"argument {arg!r} is not key=value (e.g. model=Membrane.scnm)")
-        if key not in _KEYS:
-            raise ConfigError(f"unknown argument {key!r}; expected one of {', '.join(_KEYS)}")
-        if key in given:
-            raise ConfigError(f"{key} given twice")
-        given[key] = value.strip()
+    given = parse_key_values(argv, _KEYS, example="model=Membrane.scnm")
     if not given.get("model"):
         raise ConfigError("missing model=FILE.scnm (the model to convert; see --help)")
     fmt = given.setdefault("format", "onnx").lower()
@@ -101,11 +91,7 @@ def _run(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns 0, or exits 2 with one line on a usable error."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or any(a in ("-h", "--help", "help") for a in args):
-        print(USAGE, end="")
-        return 0 if args else 2
-    return run_cli(lambda: _run(args))
+    return command_main(argv, USAGE, _run)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ais_torch.cli import run_cli
+from ais_torch.cli import command_main
 from ais_torch.errors import ConfigError, ModelFormatError
 from ais_torch.io.scnm import ModelMetadata
 
@@ -220,11 +220,7 @@ def _run(args: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; 0 on success, exit 2 with one line for an unsafe/unreadable file."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or any(a in ("-h", "--help", "help") for a in args):
-        print(USAGE, end="")
-        return 0 if args else 2
-    return run_cli(lambda: _run(args))
+    return command_main(argv, USAGE, _run)
 
 
 if __name__ == "__main__":

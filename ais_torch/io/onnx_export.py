@@ -22,7 +22,7 @@ import numpy as np
 
 from ais_torch.errors import AisInputError, ModelFormatError
 from ais_torch.io.atomic import atomic_output
-from ais_torch.io.scnm import ModelMetadata
+from ais_torch.io.scnm import ModelMetadata, is_plain_name
 
 if TYPE_CHECKING:
     import onnx
@@ -180,8 +180,7 @@ def external_data_files(proto: onnx.ModelProto) -> list[str]:
 def check_external_data(path: Path, proto: onnx.ModelProto) -> None:
     """Refuse side-file references that leave the model's folder (``..``, absolute paths)."""
     for loc in external_data_files(proto):
-        parts = Path(loc).parts
-        if not loc or loc.startswith(("/", "\\")) or ".." in parts or len(parts) != 1:
+        if not is_plain_name(loc):
             raise ModelFormatError(
                 f"{path}: ONNX weights point at {loc!r} outside the model's folder; refusing it"
             )

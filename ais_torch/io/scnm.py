@@ -162,10 +162,25 @@ def read_members(path: str | os.PathLike) -> dict[str, bytes]:
         raise ModelFormatError(f"{path}: not a readable .scnm archive ({err})") from None
 
 
+def is_plain_name(name: str) -> bool:
+    """A bare file name: no folders, no ``..``, not absolute, no drive letter.
+
+    Archive members and external-data references must pass this before anything is read, so a
+    downloaded file can never make us read or write outside the place we chose.
+    """
+    parts = Path(name).parts
+    return (
+        bool(name)
+        and not name.startswith(("/", "\\"))
+        and len(parts) == 1
+        and ".." not in parts
+        and ":" not in name
+    )
+
+
 def _check_member(path: Path, member: tarfile.TarInfo) -> None:
     name = member.name
-    parts = Path(name).parts
-    if name.startswith(("/", "\\")) or ".." in parts or len(parts) != 1 or ":" in name:
+    if not is_plain_name(name):
         raise ModelFormatError(
             f"{path}: archive member '{name}' has a path (absolute or with '..' or folders); "
             "refusing to open this model — it may be malicious"

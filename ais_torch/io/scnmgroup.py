@@ -22,7 +22,13 @@ from typing import Any
 
 from ais_torch.errors import AisInputError, ModelFormatError
 from ais_torch.io.atomic import atomic_output
-from ais_torch.io.scnm import MAX_MEMBER_BYTES, ModelMetadata, load_scnm, read_metadata
+from ais_torch.io.scnm import (
+    MAX_MEMBER_BYTES,
+    ModelMetadata,
+    is_plain_name,
+    load_scnm,
+    read_metadata,
+)
 
 MAX_GROUP_BYTES = 16 * 1024**3
 MAX_INTERACTIONS_BYTES = 16 * 1024**2
@@ -119,8 +125,7 @@ def check_group_members(path: Path, members: list[tarfile.TarInfo]) -> None:
     total = 0
     for m in members:
         name = m.name
-        parts = Path(name).parts
-        if name.startswith(("/", "\\")) or ".." in parts or len(parts) != 1 or ":" in name:
+        if not is_plain_name(name):
             raise ModelFormatError(
                 f"{path}: archive member '{name}' has a path (absolute, '..' or folders); "
                 "refusing to open this model group — it may be malicious"
