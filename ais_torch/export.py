@@ -1,8 +1,9 @@
-"""``python -m ais_torch.export model=X.scnm format=onnx out=Y.onnx``: convert a model file.
+"""``python -m ais_torch.export model=X.scnm format=onnx|keras out=Y``: convert a model file.
 
-Why: a model trained here (or by the original Ais) should run where ais_torch is not installed
-(onnxruntime). Arguments are plain ``key=value`` pairs like the other shells; mistakes end in
-one line on stderr and exit code 2.
+Why: a model trained here (or by the original Ais) should run where ais_torch is not installed:
+onnxruntime (``format=onnx``) or the original Ais itself (``format=keras``: a ``.scnm`` with a
+Keras 2.15 ``.h5``, see :mod:`ais_torch.io.keras_write`). Arguments are plain ``key=value``
+pairs like the other shells; mistakes end in one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from ais_torch.cli import command_main, parse_key_values
 from ais_torch.errors import ConfigError
 
 USAGE = """\
-usage: python -m ais_torch.export model=X.scnm format=onnx [out=Y.onnx] [opset=N]
+usage: python -m ais_torch.export model=X.scnm format=onnx|keras [out=Y] [opset=N]
 
 Convert an Ais model (.scnm, ours or the original's) to another format.
 
   model   the .scnm to convert
   format  onnx  (dynamic batch/height/width; metadata in the ONNX metadata_props)
-          keras (a .scnm the original Ais opens; not available yet)
-  out     output file (default: the model's name with the format's suffix)
+          keras (a .scnm the original Ais opens: Keras 2.15 .h5 + its metadata JSON)
+  out     output file (default: the model's name with the format's suffix; for keras
+          <name>_original.scnm)
   opset   ONNX opset version (default: the exporter's)
 """
 
 _KEYS = ("model", "format", "out", "opset")
 SUFFIX = {"onnx": ".onnx", "keras": ".scnm"}
+DEFAULT_NAME = {"onnx": "{stem}.onnx", "keras": "{stem}_original.scnm"}
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -50,10 +53,20 @@ def _to_onnx(model_path: Path, out: Path, opset: int | None) -> Path:
     return export_onnx(model, model.metadata, out, opset=opset)
 
 
-# None: a format we know of but cannot write yet (the Keras .h5 writer is future work).
+def _to_keras(model_path: Path, out: Path, opset: int | None) -> Path:
+    import ais_torch
+    from ais_torch.io.keras_write import write_original_scnm
+
+    if opset is not None:
+        raise ConfigError("opset= only applies to format=onnx; leave it out for format=keras")
+    model = ais_torch.load_model(str(model_path))
+    return write_original_scnm(out, model, model.metadata)
+
+
+# None: a format we know of but cannot write yet.
 WRITERS: dict[str, Callable[[Path, Path, int | None], Path] | None] = {
     "onnx": _to_onnx,
-    "keras": None,
+    "keras": _to_keras,
 }
 
 
@@ -70,7 +83,8 @@ def export(
             f"format={format} is not available yet (writing .scnm files the original Ais can "
             "open is future work); use format=onnx"
         )
-    target = Path(out).expanduser() if out else model_path.with_suffix(SUFFIX[format])
+    default = model_path.with_name(DEFAULT_NAME[format].format(stem=model_path.stem))
+    target = Path(out).expanduser() if out else default
     if target.resolve() == model_path.resolve():
         raise ConfigError(f"out={target} would overwrite the input model; choose another name")
     return writer(model_path, target, opset)

@@ -66,7 +66,7 @@ def test_export_onnx_cli(ours: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["format=keras", "model=X.scnm"], "not available yet"),
+        (["format=keras", "model=X.scnm"], "not found"),
         (["model=X.scnm", "format=pt"], "unknown"),
         (["model=missing.scnm", "out=y.onnx"], "not found"),
         (["model=X.scnm", "colour=red"], "unknown argument"),

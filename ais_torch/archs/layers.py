@@ -32,9 +32,24 @@ def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """Zero-pad the last two axes of ``x`` exactly as TensorFlow's ``"same"`` would."""
-    top, bottom = tf_same_padding(x.shape[-2], kernel, stride)
-    left, right = tf_same_padding(x.shape[-1], kernel, stride)
+    """Zero-pad the last two axes of ``x`` exactly as TensorFlow's ``"same"`` would.
+
+    Under ``torch.export``/ONNX with dynamic H and W the sizes are symbolic, and the exporter
+    does not finish on TF's size-dependent formula. There the sizes are declared multiples of
+    the stride (``torch._check``: an assertion in the exported program; every architecture's
+    input is a multiple of its ``min_size_multiple`` anyway), for which the padding is fixed:
+    ``kernel - stride`` in total, the odd pixel after, the same as the formula gives.
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    if isinstance(h, int) and isinstance(w, int):
+        top, bottom = tf_same_padding(h, kernel, stride)
+        left, right = tf_same_padding(w, kernel, stride)
+    else:
+        torch._check(h % stride == 0)
+        torch._check(w % stride == 0)
+        total = max(kernel - stride, 0)
+        top = left = total // 2
+        bottom = right = total - total // 2
     if top == bottom == left == right == 0:
         return x
     return F.pad(x, (left, right, top, bottom))

@@ -13,12 +13,14 @@ Recipe (facts from the reference kit's MANIFEST and the behaviour notes on the o
 5. ``clip(mean, 0, 1)``, resize back to the input XY size (order 1) when rescaled, then
    ``(p * 255).astype(uint8)`` — truncation, as the original does.
 
-The volume is streamed ``batch_size`` slices at a time (it may be a read-only memmap); only the
-uint8 result is held whole.
+Steps 1–3 and 5 live in :class:`AisRecipe` so the streaming engine
+(:mod:`ais_torch.inference.engine`) runs exactly the same arithmetic as
+:func:`segment_like_ais`, the small reference loop kept for parity checks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,103 @@ def _resize_slices(x: np.ndarray, shape: tuple[int, int], *, anti_aliasing: bool
     return out
 
 
+def encode_uint8(p: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] → the original's 0–255 encoding (truncation, not rounding)."""
+    return (np.asarray(p, dtype=np.float32) * 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class AisRecipe:
+    """The original's pre- and post-processing of one tomogram for one model.
+
+    Built once per (tomogram, model) by :meth:`for_volume`; :meth:`prepare` and :meth:`finish`
+    then work on any run of whole slices, so slabs streamed one after the other give exactly
+    the result of processing the volume at once.
+    """
+
+    shape_yx: tuple[int, int]
+    """The tomogram's (y, x) size; outputs have it."""
+    stats: tuple[float, float] | None
+    """global_mad ``(center, scale)``; ``None`` = legacy per-slice normalisation."""
+    factor: float | None
+    """XY rescale factor (data apix / model apix) or ``None`` for no rescaling."""
+    work_shape: tuple[int, int]
+    """(y, x) size the network sees before padding."""
+    pad_y: tuple[int, int]
+    pad_x: tuple[int, int]
+
+    @classmethod
+    def for_volume(
+        cls,
+        data: Any,
+        metadata: Any,
+        voxel_size_A: float,
+        *,
+        multiple: int = PAD_MULTIPLE,
+        factor: float | str | None = "auto",
+        stats: tuple[float, float] | str | None = "auto",
+    ) -> AisRecipe:
+        """The recipe for ``data`` (z, y, x) and a model's ``metadata``.
+
+        ``factor="auto"`` applies the original's 5 % rule to ``voxel_size_A`` and the model's
+        ``apix``; ``stats="auto"`` computes global_mad when the model records it.
+        """
+        n_y, n_x = (int(n) for n in data.shape[-2:])
+        if isinstance(stats, str):
+            normalization = str(getattr(metadata, "normalization", "per_slice") or "per_slice")
+            stats = global_mad_stats(data) if normalization == "global_mad" else None
+        if isinstance(factor, str):
+            factor = rescale_factor(voxel_size_A, float(getattr(metadata, "apix", -1.0)))
+        if factor is not None:
+            work = (max(1, round(n_y * factor)), max(1, round(n_x * factor)))
+        else:
+            work = (n_y, n_x)
+        return cls(
+            shape_yx=(n_y, n_x),
+            stats=stats,
+            factor=factor,
+            work_shape=work,
+            pad_y=padding_for(work[0], multiple),
+            pad_x=padding_for(work[1], multiple),
+        )
+
+    @property
+    def padded_shape(self) -> tuple[int, int]:
+        return (
+            self.work_shape[0] + sum(self.pad_y),
+            self.work_shape[1] + sum(self.pad_x),
+        )
+
+    def normalise(self, raw: np.ndarray) -> np.ndarray:
+        """Raw slices ``(n, y, x)`` → normalised, rescaled float32 ``(n, h, w)`` (unpadded)."""
+        x = np.asarray(raw, dtype=np.float32)
+        if self.stats is not None:
+            x = apply_global_mad(x, *self.stats)
+        if self.factor is not None:
+            x = _resize_slices(x, self.work_shape, anti_aliasing=True)
+        if self.stats is None:
+            x = _normalise_per_slice(x)
+        return x
+
+    def prepare(self, raw: np.ndarray) -> np.ndarray:
+        """Raw slices ``(n, y, x)`` → the network's float32 input ``(n, H, W)`` (padded)."""
+        return np.pad(self.normalise(raw), ((0, 0), self.pad_y, self.pad_x), mode="reflect")
+
+    def crop(self, padded: np.ndarray) -> np.ndarray:
+        """``(n, H, W)`` network output → ``(n, h, w)`` without the padding."""
+        (y0, _), (x0, _) = self.pad_y, self.pad_x
+        h, w = self.work_shape
+        return padded[:, y0 : y0 + h, x0 : x0 + w]
+
+    def finish(self, prob: np.ndarray, *, padded: bool = True) -> np.ndarray:
+        """Mean probabilities → float32 ``(n, y, x)`` in [0, 1] on the tomogram's grid."""
+        p = self.crop(prob) if padded else prob
+        p = np.clip(p, 0.0, 1.0)
+        if self.factor is not None:
+            p = _resize_slices(p, self.shape_yx, anti_aliasing=False)
+        return p.astype(np.float32, copy=False)
+
+
 def segment_like_ais(
     model: torch.nn.Module,
     volume: Any,
@@ -73,10 +172,11 @@ def segment_like_ais(
     """Segment a ``(z, y, x)`` volume exactly as the original ``ais segment`` → uint8 ``(z, y, x)``.
 
     ``model.metadata`` (from :func:`ais_torch.load_model`) supplies ``normalization``, ``apix``
-    and ``model_depth`` (2D models only). ``z_range`` segments only those slices (the others stay
-    0); the global_mad statistic is still taken over the whole volume, as in a full run.
-    ``device`` moves the model there; by default it runs where its parameters are. TF32 is off
-    during the call on CUDA (the original computes in float32).
+    and ``model_depth`` (2D models only; the engine in :mod:`ais_torch.inference.engine` also
+    runs 2.5D/3D models). ``z_range`` segments only those slices (the others stay 0); the
+    global_mad statistic is still taken over the whole volume, as in a full run. ``device``
+    moves the model there; by default it runs where its parameters are. TF32 is off during the
+    call on CUDA (the original computes in float32).
     """
     meta = getattr(model, "metadata", None)
     depth = int(getattr(meta, "model_depth", 1) or 1)
@@ -92,18 +192,9 @@ def segment_like_ais(
     data = volume if isinstance(volume, np.ndarray) else getattr(volume, "data", volume)
     if data.ndim != 3:
         raise ValueError(f"volume of shape {data.shape}: expected (z, y, x)")
-    n_z, n_y, n_x = (int(n) for n in data.shape)
-    zs = range(n_z)[z_range] if z_range is not None else range(n_z)
-
-    normalization = str(getattr(meta, "normalization", "per_slice") or "per_slice")
-    stats = global_mad_stats(data) if normalization == "global_mad" else None
-    factor = rescale_factor(voxel_size_A, float(getattr(meta, "apix", -1.0)))
-    if factor is not None:
-        work_shape = (max(1, round(n_y * factor)), max(1, round(n_x * factor)))
-    else:
-        work_shape = (n_y, n_x)
-    h, w = work_shape
-    py, px = padding_for(h, PAD_MULTIPLE), padding_for(w, PAD_MULTIPLE)
+    n_z = int(data.shape[0])
+    z_list = list(range(n_z)[z_range] if z_range is not None else range(n_z))
+    recipe = AisRecipe.for_volume(data, meta, voxel_size_A)
 
     if device is not None:
         dev = torch.device(device)
@@ -112,8 +203,7 @@ def segment_like_ais(
         dev = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = np.zeros((n_z, n_y, n_x), np.uint8)
-    z_list = list(zs)
+    out = np.zeros(data.shape, np.uint8)
     # TF32 convolutions/matmuls (PyTorch's cuDNN default) would cost ~1e-3 relative precision on
     # Ampere+ GPUs; the original ran float32, so switch them off for the duration of the call.
     tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
@@ -124,24 +214,14 @@ def segment_like_ais(
         with torch.inference_mode():
             for i in range(0, len(z_list), int(batch_size)):
                 idx = z_list[i : i + int(batch_size)]
-                x = np.asarray(data[idx], dtype=np.float32)
-                if stats is not None:
-                    x = apply_global_mad(x, *stats)
-                if factor is not None:
-                    x = _resize_slices(x, work_shape, anti_aliasing=True)
-                if stats is None:
-                    x = _normalise_per_slice(x)
-                padded = np.pad(x, ((0, 0), py, px), mode="reflect")
+                padded = recipe.prepare(data[idx])
                 batch = torch.from_numpy(np.ascontiguousarray(padded[:, None])).to(dev)
                 acc = torch.zeros_like(batch[:, 0])
                 for k in range(int(tta)):
                     pred = model(dihedral(batch, k))[:, 0].float()
                     acc += dihedral_inverse(pred, k)
                 mean = (acc / float(tta)).cpu().numpy()
-                p = np.clip(mean[:, py[0] : py[0] + h, px[0] : px[0] + w], 0.0, 1.0)
-                if factor is not None:
-                    p = _resize_slices(p, (n_y, n_x), anti_aliasing=False)
-                out[idx] = (p.astype(np.float32, copy=False) * 255).astype(np.uint8)
+                out[idx] = encode_uint8(recipe.finish(mean))
     finally:
         model.train(was_training)
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32

@@ -178,3 +178,131 @@ def read_star(path: str | os.PathLike) -> np.ndarray:
             "(x = X_Å / voxel size + size_x / 2) and write rlnCoordinateX/Y/Z"
         )
     raise AisInputError(f"{path}: no block with rlnCoordinateX/Y/Z columns")
+
+
+def write_coordinates_txt(path: str | os.PathLike, xyz: Any, *, overwrite: bool = True) -> Path:
+    """The paper's picking output: ``x<TAB>y<TAB>z`` integers, no header, one particle a line.
+
+    Values are rounded to the nearest integer (halves up), as the paper describes; an empty list
+    makes an empty file.
+    """
+    path = Path(path)
+    arr = np.floor(_as_xyz(xyz, str(path)) + 0.5).astype(np.int64)
+    text = "".join("\t".join(str(v) for v in row) + "\n" for row in arr)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def _read_headerless(path: Path, lines: list[str]) -> np.ndarray:
+    rows = []
+    for n, line in enumerate(lines, start=1):
+        fields = line.replace(",", " ").split()
+        try:
+            rows.append([float(v) for v in fields[:3]])
+        except ValueError:
+            raise AisInputError(f"{path}: line {n} ({line!r}) is not x y z numbers") from None
+        if len(fields) < 3:
+            raise AisInputError(f"{path}: line {n} ({line!r}) has fewer than 3 columns (x y z)")
+    return _as_xyz(rows, str(path))
+
+
+def read_coordinates(path: str | os.PathLike, *, voxel_size_A: float | None = None) -> np.ndarray:
+    """Any coordinate file this project writes or reads, as ``(N, 3)`` x/y/z voxels.
+
+    ``.star`` (RELION voxel columns), ``.json`` (copick, Å: divided by its ``voxel_spacing`` or
+    ``voxel_size_A``), text with an ``x y z`` header (TSV) or without one (the paper's ``.txt``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AisInputError(f"{path}: coordinate file not found; check the path")
+    suffix = path.suffix.lower()
+    if suffix == ".star":
+        return read_star(path)
+    if suffix == ".json":
+        return read_copick_json(path, voxel_size_A=voxel_size_A)
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        return np.zeros((0, 3))
+    first = lines[0].replace(",", " ").split()
+    try:
+        [float(v) for v in first[:3]]
+    except ValueError:
+        return read_coordinates_tsv(path)
+    return _read_headerless(path, lines)
+
+
+COPICK_UNIT = "angstrom"
+
+
+def write_copick_json(
+    path: str | os.PathLike,
+    xyz: Any,
+    *,
+    voxel_size_A: float,
+    object_name: str,
+    run_name: str,
+    user_id: str = "ais_torch",
+    session_id: str = "0",
+    scores: Any = None,
+    rotations: Any = None,
+    overwrite: bool = True,
+) -> Path:
+    """A copick picks file: locations in Å (voxel index × voxel size), one 4×4 transform each.
+
+    ``rotations`` is an optional ``(N, 3, 3)`` stack; without it every transform is the identity
+    and ``trust_orientation`` is false.
+    """
+    import json
+
+    path = Path(path)
+    arr = _as_xyz(xyz, str(path)) * float(voxel_size_A)
+    n = len(arr)
+    rot = None if rotations is None else np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
+    if rot is not None and len(rot) != n:
+        raise AisInputError(f"{path}: {len(rot)} rotations for {n} particles")
+    sc = None if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    points = []
+    for i in range(n):
+        transform = np.eye(4)
+        if rot is not None:
+            transform[:3, :3] = rot[i]
+        point = {
+            "location": {"x": float(arr[i, 0]), "y": float(arr[i, 1]), "z": float(arr[i, 2])},
+            "transformation_": transform.round(8).tolist(),
+            "instance_id": 0,
+        }
+        if sc is not None:
+            point["score"] = float(sc[i])
+        points.append(point)
+    doc = {
+        "pickable_object_name": object_name,
+        "user_id": user_id,
+        "session_id": str(session_id),
+        "run_name": run_name,
+        "voxel_spacing": float(voxel_size_A),
+        "unit": COPICK_UNIT,
+        "points": points,
+        "trust_orientation": rot is not None,
+    }
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_copick_json(path: str | os.PathLike, *, voxel_size_A: float | None = None) -> np.ndarray:
+    """Locations of a copick picks file as voxels (Å ÷ ``voxel_size_A`` or the file's spacing)."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        locations = [[p["location"][k] for k in ("x", "y", "z")] for p in doc.get("points", [])]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise AisInputError(f"{path}: not a copick picks file ({err})") from None
+    size = voxel_size_A if voxel_size_A is not None else doc.get("voxel_spacing")
+    if doc.get("unit", COPICK_UNIT) != COPICK_UNIT or not size or float(size) <= 0:
+        raise AisInputError(
+            f"{path}: locations are in Å but the voxel size is unknown; pass voxel_size_A=<Å>"
+        )
+    return _as_xyz(locations, str(path)) / float(size)

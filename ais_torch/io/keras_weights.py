@@ -10,6 +10,10 @@ Why so careful: model files come from the internet. The file is opened from memo
 extracted to disk), only hard-linked, contiguous or chunked datasets inside the file are read
 (no external links, external raw storage or virtual datasets, which would read other files),
 and the total size of the weights is bounded before anything is decompressed.
+
+The layout of every weight (Keras name, torch name, axis order) is one table here,
+:data:`KERAS_SLOTS` with :func:`kernel_to_torch` / :func:`kernel_to_keras`, used by both the
+reader and the writer (:mod:`ais_torch.io.keras_write`), so import and export cannot drift.
 """
 
 from __future__ import annotations
@@ -27,6 +31,39 @@ from ais_torch.io.keras_graph import KerasFormatError, KerasGraphSpec, KerasOp, 
 
 MAX_WEIGHT_BYTES = 4 * 1024**3
 FLOAT_KINDS = "f"
+
+# -- the one weight-layout table ------------------------------------------------------------------
+KERAS_SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "conv": (("kernel", "weight"), ("bias", "bias")),
+    "batch_norm": (
+        ("gamma", "weight"),
+        ("beta", "bias"),
+        ("moving_mean", "running_mean"),
+        ("moving_variance", "running_var"),
+    ),
+}
+"""Per layer kind: (Keras weight name, torch attribute) in the order Keras stores them.
+
+``"conv"`` covers Conv1D-3D and Conv2DTranspose/Conv3DTranspose: their kernels differ only in
+which axis holds the filters, and the same axis move converts both (:func:`kernel_to_torch`).
+"""
+
+
+def kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Keras ``(*k, a, b)`` → torch ``(b, a, *k)``.
+
+    Conv: Keras ``(*k, cin, cout)`` → torch ``(cout, cin, *k)``; transposed conv: Keras
+    ``(*k, cout, cin)`` → torch ``(cin, cout, *k)``: the same move of the last two axes to
+    the front, swapped.
+    """
+    rank = kernel.ndim - 2
+    return np.ascontiguousarray(kernel.transpose(rank + 1, rank, *range(rank)))
+
+
+def kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """Torch ``(b, a, *k)`` → Keras ``(*k, a, b)``: the inverse of :func:`kernel_to_torch`."""
+    rank = weight.ndim - 2
+    return np.ascontiguousarray(weight.transpose(*range(2, rank + 2), 1, 0))
 
 
 @contextmanager

@@ -93,6 +93,7 @@ def _read_header(path: Path) -> tuple[np.recarray, np.dtype, tuple[int, ...], in
         raise AisInputError(f"{path}: file not found; check the path")
     if path.is_dir():
         raise AisInputError(f"{path}: is a folder, not an MRC file")
+    _check_map_id(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -132,6 +133,32 @@ def _read_header(path: Path) -> tuple[np.recarray, np.dtype, tuple[int, ...], in
             "copy or export it again"
         )
     return header, np.dtype(dtype), shape, offset
+
+
+def _check_map_id(path: Path) -> None:
+    """Refuse a non-MRC file from its first 1024 bytes, before mrcfile trusts its header.
+
+    Random bytes can promise a gigabyte-sized "extended header" that mrcfile would read first.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(_HEADER_BYTES)
+    if len(head) < _HEADER_BYTES:
+        raise AisInputError(
+            f"{path}: {size} bytes is shorter than an MRC header (1024); not an MRC file"
+        )
+    if head[208:212] != b"MAP ":
+        raise AisInputError(
+            f"{path}: not an MRC file (no 'MAP ' ID in the header); check the file or re-export it"
+        )
+    for order in ("<", ">"):
+        ext = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
+        if 0 <= ext <= size - _HEADER_BYTES:
+            return
+    raise AisInputError(
+        f"{path}: header promises an extended header larger than the file; the file is "
+        "damaged or truncated — copy or export it again"
+    )
 
 
 def _unsigned_if_imod_says_so(header: np.recarray, dtype: np.dtype) -> np.dtype:

@@ -28,9 +28,24 @@ log = logging.getLogger("ais_torch.io.scnm")
 
 FRAMEWORK = "ais_torch"
 MAX_MEMBER_BYTES = 4 * 1024**3
-# model_enum as written by the original Ais 1.2.40 (seen in its .scnm files); it is an index
-# into an installation-dependent list, kept only so the original shows the right name.
-ORIGINAL_MODEL_ENUM = {"UNet M": 7, "UNet S": 8, "VGGNet M": 10, "VGGNet S": 11}
+# model_enum as written by the original Ais 1.2.40: the title's index in its AVAILABLE_MODELS
+# (model files sorted by name, include = True only; Eman2, InceptionNet and ResNet are hidden
+# there and have none). Kept only so the original shows the right name.
+ORIGINAL_MODEL_ENUM: dict[str, int] = {
+    "ezm-2d": 0,
+    "ezm-2d-bxe": 1,
+    "ezm-2d-dice": 2,
+    "ezm-3d-M": 3,
+    "ezm-3d-L": 4,
+    "Pix2pix": 5,
+    "UNet L": 6,
+    "UNet M": 7,
+    "UNet S": 8,
+    "VGGNet L": 9,
+    "VGGNet M": 10,
+    "VGGNet S": 11,
+    "VGGNet X": 12,
+}
 
 # ``model_enum`` -> architecture title, per version family of the original (an index into the
 # model files sorted by name, so it shifts between versions: docs/ais_original.md §1.1). Only

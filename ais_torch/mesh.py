@@ -1,0 +1,175 @@
+"""``python -m ais_torch.mesh data=DIR out=DIR``: segmentations → one .obj surface file each.
+
+Why: Blender, ChimeraX and the original Ais's scene export all take .obj meshes; making them
+on a cluster node next to the segmentations saves moving whole volumes around. The meshing
+itself is :func:`ais_torch.postprocess.mesh.segmentation_mesh`; this shell finds the files,
+reads them and writes ``<out>/<tomo>__<feature>.obj``.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ais_torch.cli import command_main, parse_key_values
+from ais_torch.errors import AisInputError, ConfigError
+
+USAGE = """\
+usage: python -m ais_torch.mesh data=DIR|GLOB|FILE[,FILE…] [feature=NAME[,NAME…]] [level=0.5]
+                                [min_size=0] [out=DIR] [units=nm|A] [frame=center|map]
+                                [smooth=0] [decimate=0] [bin=1] [models=M.scnm[,…]]
+
+Make one .obj surface mesh per segmentation <tomo>__<feature>.mrc (as written by the original
+Ais or ais_torch.segment): marching cubes on every connected component at or above the level,
+dust removed. Output <out>/<tomo>__<feature>.obj (first line '# colour r g b').
+
+  data      folder (all *__*.mrc in it), glob pattern, or comma-separated .mrc files
+  feature   only these features (the part after '__'); default all
+  level     probability 0–1 (e.g. 0.5) or grey level 1–255 (e.g. 128); default 0.5
+  min_size  remove components smaller than this many voxels ("dust"); default 0 (keep all)
+  out       output folder; default: next to each segmentation
+  units     nm (default, like the original) or A
+  frame     center: origin at the volume centre (default, like the original);
+            map: the MRC header frame (voxel × size + origin), overlays the map in ChimeraX
+  smooth    Taubin smoothing iterations (e.g. 20); default 0
+  decimate  fraction of triangles to remove after smoothing, 0 ≤ d < 1 (e.g. 0.5)
+  bin       block-average the volume by this factor first (faster, coarser); default 1
+  models    .scnm files whose colours the .obj files get (matched by title = feature)
+
+A segmentation with nothing at or above the level gives an .obj holding only its header
+comments (a valid, empty mesh), and a line saying so.
+"""
+
+_KEYS = (
+    "data",
+    "feature",
+    "level",
+    "min_size",
+    "out",
+    "units",
+    "frame",
+    "smooth",
+    "decimate",
+    "bin",
+    "models",
+)
+SEGMENTATION_SUFFIXES = (".mrc", ".rec", ".map")
+
+
+def split_list(value: str) -> list[str]:
+    """``a,b`` or ``[a, b]`` → ``["a", "b"]`` (Hydra-style lists on the command line)."""
+    value = value.strip()
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    return [v.strip().strip("'\"") for v in value.split(",") if v.strip()]
+
+
+def find_segmentations(data: str, features: list[str] | None = None) -> list[Path]:
+    """Segmentation files named by ``data`` (folder, glob or list), filtered by feature."""
+    from ais_torch.viewer import split_name
+
+    found: list[Path] = []
+    for item in split_list(data):
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.glob("*__*") if p.suffix in SEGMENTATION_SUFFIXES)
+        elif any(c in item for c in "*?["):
+            found += sorted(Path(p) for p in glob.glob(str(path)))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise AisInputError(f"data={item}: no such file or folder")
+    if features:
+        found = [p for p in found if split_name(p)[1] in features]
+    if not found:
+        which = f" for feature(s) {', '.join(features)}" if features else ""
+        raise AisInputError(
+            f"data={data}: no <tomo>__<feature>.mrc segmentation files found{which}"
+        )
+    return list(dict.fromkeys(found))
+
+
+def _number(args: dict[str, str], key: str, default: float, kind: type = float) -> float:
+    if key not in args:
+        return default
+    try:
+        return kind(args[key])
+    except ValueError:
+        raise ConfigError(f"{key}={args[key]!r} is not a {kind.__name__} number") from None
+
+
+def _run(argv: Sequence[str]) -> int:
+    from tqdm import tqdm
+
+    from ais_torch.io.mrc import read_volume
+    from ais_torch.postprocess.mesh import (
+        FRAMES,
+        normalise_units,
+        probability_level,
+        segmentation_mesh,
+        write_obj,
+    )
+    from ais_torch.viewer import assign_colours, model_colours, split_name
+
+    args = parse_key_values(argv, _KEYS, example="data=segmented/ level=0.5 min_size=100")
+    if not args.get("data"):
+        raise ConfigError("missing data=FOLDER (the segmentations to mesh; see --help)")
+    level = _number(args, "level", 0.5)
+    probability_level(level)  # validate before reading anything
+    units = normalise_units(args.get("units", "nm"))
+    frame = args.get("frame", "center")
+    if frame not in FRAMES:
+        raise ConfigError(f"frame={frame!r}: choose one of {', '.join(FRAMES)}")
+    options = {
+        "level": level,
+        "min_size": int(_number(args, "min_size", 0, int)),
+        "smooth": int(_number(args, "smooth", 0, int)),
+        "decimate": _number(args, "decimate", 0.0),
+        "bin": int(_number(args, "bin", 1, int)),
+        "units": units,
+        "frame": frame,
+    }
+    features = split_list(args["feature"]) if args.get("feature") else None
+    files = find_segmentations(args["data"], features)
+    out_dir = Path(args["out"]).expanduser() if args.get("out") else None
+    names = sorted({split_name(p)[1] for p in files})
+    models = split_list(args["models"]) if args.get("models") else []
+    colours = assign_colours(names, model_colours(models))  # type: ignore[arg-type]
+
+    for path in tqdm(files, desc="meshing", unit="file", disable=len(files) < 2):
+        vol = read_volume(path, check_finite=False)
+        mesh = segmentation_mesh(
+            vol.data,
+            voxel_size_A=vol.voxel_size_A,
+            origin_A=vol.origin_A,
+            progress=True,
+            **options,  # type: ignore[arg-type]
+        )
+        target = (out_dir or path.parent) / f"{path.stem}.obj"
+        write_obj(target, mesh, colour=colours[split_name(path)[1]], source=path.name)
+        if mesh.is_empty:
+            info = mesh.info
+            why = (
+                f"all {mesh.n_dust} component(s) are smaller than min_size={info['min_size']}"
+                if mesh.n_dust
+                else f"nothing at or above level {info['level']:.3g} (maximum "
+                f"{info['max_value']:.3g} on the 0–1 scale)"
+            )
+            print(f"{path.name}: {why}; wrote an empty mesh {target}")
+        else:
+            print(
+                f"{path.name}: {mesh.n_components} surface(s), {len(mesh.faces)} triangles, "
+                f"{mesh.n_dust} dust component(s) removed → {target}"
+            )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns 0, or exits 2 with one line on a usable error."""
+    return command_main(argv, USAGE, _run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
