@@ -1,0 +1,195 @@
+"""Third-party end-to-end check: train on DeepFinder's simulated tomograms, segment, pick, score.
+
+DeepFinder (Moebel et al. 2021) ships 100³ simulated tomograms with exact 9-class label maps and
+particle lists, and its own predictions on them (``../shared/realdata/deepfinder_synthetic/``).
+This script trains one ais_torch model per class on tomo1 + tomo2 (dense labels, the way a user
+would paint them in a few tomograms), segments the held-out tomo9 + tomo10 with all nine models
+at once (competition: every model emits and absorbs, so each voxel keeps its strongest class),
+picks each class with the paper's watershed, and prints per-class Dice and picking F1 next to
+DeepFinder's own result on the same files (DeepFinder was trained on 250 other tomograms of
+the same simulation; ais_torch sees two).
+
+    python benchmarks/deepfinder_synthetic.py --work df_work [--epochs 6] [--classes 1 2 3]
+
+About 1–2 minutes of training per class on 2 CPU cores. The voxel size (10 Å) is the data
+folder's placeholder; particle sizes below are in voxels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "deepfinder_synthetic"
+TRAIN = ("tomo1", "tomo2")
+TEST = ("tomo9", "tomo10")
+CLASSES = tuple(range(1, 10))
+MATCH_PX = 5.0  # the data README's criterion: a hit within 5 voxels, one-to-one
+
+
+def title(c: int) -> str:
+    return f"class{c}"
+
+
+def read_labels(name: str) -> np.ndarray:
+    import mrcfile
+
+    with mrcfile.open(DATA / f"{name}_labels_groundtruth.mrc", permissive=True) as mrc:
+        return np.asarray(mrc.data)
+
+
+def read_objlist(path: Path) -> dict[int, np.ndarray]:
+    """class → (N, 3) x y z voxels (MRC convention, as the data README says)."""
+    out: dict[int, list[list[float]]] = {}
+    with open(path) as fh:
+        for row in csv.DictReader(fh):
+            xyz = [float(row["x_vox"]), float(row["y_vox"]), float(row["z_vox"])]
+            out.setdefault(int(row["class_label"]), []).append(xyz)
+    return {c: np.asarray(v) for c, v in out.items()}
+
+
+def write_class_labels(work: Path, classes: tuple[int, ...]) -> dict[int, list[Path]]:
+    """One 0/1 int8 label volume per training tomogram and class."""
+    from ais_torch.io.mrc import write_volume
+
+    paths: dict[int, list[Path]] = {c: [] for c in classes}
+    for name in TRAIN:
+        labels = read_labels(name)
+        for c in classes:
+            path = work / "labels" / f"{name}__{title(c)}.mrc"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_volume(path, (labels == c).astype(np.int8), voxel_size_A=10.0)
+            paths[c].append(path)
+    return paths
+
+
+def train(work: Path, c: int, labels: list[Path], epochs: int) -> Path:
+    model = work / "models" / f"{title(c)}.scnm"
+    if model.exists():
+        return model
+    run_dir = work / "runs" / title(c)
+    tomos = ",".join(str(DATA / f"{n}_tomogram.mrc") for n in TRAIN)
+    cmd = [
+        sys.executable, "-m", "ais_torch.train", "data=annotations", f"title={title(c)}",
+        f"data.feature={title(c)}", f"data.tomograms=[{tomos}]",
+        f"data.labels=[{','.join(map(str, labels))}]", "arch=unet_s", "arch.loss=bce_dice",
+        "arch.bce_weight=0.1", "data.box_size=32", "data.stride=16", "data.n_copies=4",
+        f"trainer.max_epochs={epochs}", "trainer.precision=auto", "evaluate=false",
+        "logger=none", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    print(f"training {title(c)} ...", flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    model.parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / f"{title(c)}.scnm").replace(model)
+    return model
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / total) if total else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("deepfinder_work"))
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--classes", type=int, nargs="+", default=list(CLASSES))
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        parser.error(f"{DATA} not found")
+
+    from ais_torch.io.mrc import read_volume
+    from ais_torch.postprocess.pick_metrics import score_picks
+    from ais_torch.postprocess.picking import PickSettings, pick_array
+    from ais_torch.segment import segment
+
+    classes = tuple(args.classes)
+    t0 = time.perf_counter()
+    labels = write_class_labels(args.work, classes)
+    models = [train(args.work, c, labels[c], args.epochs) for c in classes]
+    t_train = time.perf_counter() - t0
+
+    titles = [title(c) for c in classes]
+    compete = {"competition": True, "emit": titles, "absorb": titles, "rules": []}
+    t1 = time.perf_counter()
+    report = segment(
+        models,
+        [str(DATA / f"{n}_tomogram.mrc") for n in TEST],
+        args.work / "segmented",
+        interactions=compete,
+        progress=False,
+        verbose=False,
+    )
+    if report.failed:
+        raise SystemExit(f"segmentation failed: {report.failed}")
+    t_segment = time.perf_counter() - t1
+
+    settings = PickSettings(threshold=0.5, spacing_px=6, size_px=50).checked()
+    rows = []
+    for c in classes:
+        row: dict[str, float | int | str] = {"class": c}
+        ours_dice, ours_tp, ours_picks, df_tp, df_picks, n_true = [], 0, 0, 0, 0, 0
+        for name in TEST:
+            truth_labels = read_labels(name) == c
+            seg = read_volume(args.work / "segmented" / f"{name}_tomogram__{title(c)}.mrc")
+            data = np.asarray(seg.data)
+            ours_dice.append(dice(data >= 128, truth_labels))
+            truth = read_objlist(DATA / f"{name}_objlist_groundtruth.csv").get(c, np.zeros((0, 3)))
+            picks = pick_array(data, seg.voxel_size_A, settings)
+            s = score_picks(picks.xyz, truth, max_distance=MATCH_PX)
+            ours_tp, ours_picks, n_true = (
+                ours_tp + s.tp,
+                ours_picks + s.n_picks,
+                n_true + len(truth),
+            )
+            df_list = DATA / f"{name}_objlist_deepfinder_prediction.csv"
+            df = read_objlist(df_list).get(c, np.zeros((0, 3)))
+            s = score_picks(df, truth, max_distance=MATCH_PX)
+            df_tp, df_picks = df_tp + s.tp, df_picks + s.n_picks
+        df_pred = DATA / "tomo10_labels_deepfinder_prediction.mrc"
+        df_dice = dice(
+            read_volume(df_pred, check_finite=False).data == c, read_labels("tomo10") == c
+        )
+        row.update(
+            dice_ours=float(np.mean(ours_dice)),
+            dice_deepfinder_tomo10=df_dice,
+            f1_ours=2 * ours_tp / (ours_picks + n_true) if ours_picks + n_true else float("nan"),
+            f1_deepfinder=2 * df_tp / (df_picks + n_true) if df_picks + n_true else float("nan"),
+            picks_ours=ours_picks,
+            tp_ours=ours_tp,
+            n_true=n_true,
+        )
+        rows.append(row)
+
+    print(f"\nDeepFinder synthetic: trained on {' + '.join(TRAIN)}, tested on {' + '.join(TEST)}")
+    print(f"(training {t_train:.0f} s for {len(classes)} models, segmentation {t_segment:.0f} s)\n")
+    print("| class | Dice ours | Dice DeepFinder (tomo10) | F1 ours | F1 DeepFinder | picks ours "
+          "(TP / true) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['class']} | {r['dice_ours']:.3f} | {r['dice_deepfinder_tomo10']:.3f} | "
+            f"{r['f1_ours']:.3f} | {r['f1_deepfinder']:.3f} | {r['picks_ours']} "
+            f"({r['tp_ours']} / {r['n_true']}) |"
+        )
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in
+            ("dice_ours", "dice_deepfinder_tomo10", "f1_ours", "f1_deepfinder")}  # fmt: skip
+    print(
+        f"| **mean** | {mean['dice_ours']:.3f} | {mean['dice_deepfinder_tomo10']:.3f} | "
+        f"{mean['f1_ours']:.3f} | {mean['f1_deepfinder']:.3f} | |"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "mean": mean}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
