@@ -374,8 +374,9 @@ def _load_kernel(op: KerasOp, weights: dict[str, np.ndarray], filter_axis: int) 
         raise op._fail(f"kernel of shape {kernel.shape} does not fit {op.kernel}")
     if kernel.shape[filter_axis] != op.filters:
         raise op._fail(f"kernel has {kernel.shape[filter_axis]} filters, config {op.filters}")
-    order = (op.rank + 1, op.rank, *range(op.rank))
-    op.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(kernel.transpose(order))))
+    from ais_torch.io.keras_weights import kernel_to_torch  # one table for import and export
+
+    op.weight = nn.Parameter(torch.from_numpy(kernel_to_torch(kernel)))
     if op.use_bias:
         op.bias = nn.Parameter(torch.from_numpy(_vector(weights["bias"], op.filters, op)))
 
