@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("deepfinder_work"))
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--classes", type=int, nargs="+", default=list(CLASSES))
+    parser.add_argument(
+        "--size-px", type=float, default=200, help="dust below this many voxels (particles: 540+)"
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"segmentation failed: {report.failed}")
     t_segment = time.perf_counter() - t1
 
-    settings = PickSettings(threshold=0.5, spacing_px=6, size_px=50).checked()
+    settings = PickSettings(threshold=0.5, spacing_px=6, size_px=args.size_px).checked()
     rows = []
     for c in classes:
         row: dict[str, float | int | str] = {"class": c}
