@@ -38,11 +38,11 @@ def title(c: int) -> str:
     return f"class{c}"
 
 
-def read_labels(name: str) -> np.ndarray:
-    import mrcfile
+def read_labels(name: str, kind: str = "groundtruth") -> np.ndarray:
+    from ais_torch.io.mrc import read_volume
 
-    with mrcfile.open(DATA / f"{name}_labels_groundtruth.mrc", permissive=True) as mrc:
-        return np.asarray(mrc.data)
+    path = DATA / f"{name}_labels_{kind}.mrc"
+    return np.asarray(read_volume(path, check_finite=False).data)
 
 
 def read_objlist(path: Path) -> dict[int, np.ndarray]:
@@ -91,11 +91,6 @@ def train(work: Path, c: int, labels: list[Path], epochs: int) -> Path:
     return model
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / total) if total else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("deepfinder_work"))
@@ -110,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{DATA} not found")
 
     from ais_torch.io.mrc import read_volume
-    from ais_torch.postprocess.pick_metrics import score_picks
+    from ais_torch.postprocess.pick_metrics import dice_iou, score_picks
     from ais_torch.postprocess.picking import PickSettings, pick_array
     from ais_torch.segment import segment
 
@@ -137,30 +132,29 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = PickSettings(threshold=0.5, spacing_px=6, size_px=args.size_px).checked()
     rows = []
+    # every truth and DeepFinder file once, not once per class
+    labels = {n: read_labels(n) for n in TEST}
+    truths = {n: read_objlist(DATA / f"{n}_objlist_groundtruth.csv") for n in TEST}
+    theirs = {n: read_objlist(DATA / f"{n}_objlist_deepfinder_prediction.csv") for n in TEST}
+    their_labels = read_labels("tomo10", "deepfinder_prediction")
+    none = np.zeros((0, 3))
     for c in classes:
         row: dict[str, float | int | str] = {"class": c}
         ours_dice, ours_tp, ours_picks, df_tp, df_picks, n_true = [], 0, 0, 0, 0, 0
         for name in TEST:
-            truth_labels = read_labels(name) == c
             seg = read_volume(args.work / "segmented" / f"{name}_tomogram__{title(c)}.mrc")
             data = np.asarray(seg.data)
-            ours_dice.append(dice(data >= 128, truth_labels))
-            truth = read_objlist(DATA / f"{name}_objlist_groundtruth.csv").get(c, np.zeros((0, 3)))
-            picks = pick_array(data, seg.voxel_size_A, settings)
-            s = score_picks(picks.xyz, truth, max_distance=MATCH_PX)
+            ours_dice.append(dice_iou(data >= 128, labels[name] == c)[0])
+            truth = truths[name].get(c, none)
+            s = score_picks(pick_array(data, seg.voxel_size_A, settings).xyz, truth, MATCH_PX)
             ours_tp, ours_picks, n_true = (
                 ours_tp + s.tp,
                 ours_picks + s.n_picks,
                 n_true + len(truth),
             )
-            df_list = DATA / f"{name}_objlist_deepfinder_prediction.csv"
-            df = read_objlist(df_list).get(c, np.zeros((0, 3)))
-            s = score_picks(df, truth, max_distance=MATCH_PX)
+            s = score_picks(theirs[name].get(c, none), truth, MATCH_PX)
             df_tp, df_picks = df_tp + s.tp, df_picks + s.n_picks
-        df_pred = DATA / "tomo10_labels_deepfinder_prediction.mrc"
-        df_dice = dice(
-            read_volume(df_pred, check_finite=False).data == c, read_labels("tomo10") == c
-        )
+        df_dice = dice_iou(their_labels == c, labels["tomo10"] == c)[0]
         row.update(
             dice_ours=float(np.mean(ours_dice)),
             dice_deepfinder_tomo10=df_dice,

@@ -108,27 +108,31 @@ def main(argv: list[str] | None = None) -> int:
     # The engine calls the same post-processing between prediction and writing; applying it to
     # the stored predictions gives the identical result without segmenting again per set.
     metadata = {t: read_metadata(m) for t, m in zip(TITLES, models, strict=True)}
-    settings = PickSettings(method="watershed", threshold=0.5, spacing_A=60.0, size_px=10)
-    results: dict[str, dict[str, int]] = {}
+    settings = PickSettings(method="watershed", threshold=0.5, spacing_A=60.0, size_px=10).checked()
     rows: dict[str, list] = {}
-    for name in ("alone", *args.sets):
-        tp_all = fp_all = n_true = 0
-        for files in demo:
-            stem = files.tomogram.stem
-            truth = read_coordinates_tsv(data / f"{stem}__antibody_truth.tsv")
-            preds = {t: np.array(read_volume(args.work / "alone" / f"{stem}__{t}.mrc").data)
-                     for t in TITLES}  # fmt: skip
-            if name != "alone":
-                preds = build_postprocess(interaction_set(name), metadata, progress=False)(
-                    preds, 10.0
-                )
-            picks = pick_array(preds["Antibody"], 10.0, settings.checked())
-            tp, fp = score(picks.xyz, truth)
-            rows.setdefault(stem, [stem, len(truth)]).extend([tp, fp])
-            tp_all, fp_all, n_true = tp_all + tp, fp_all + fp, n_true + len(truth)
-        results[name] = {"tp": tp_all, "fp": fp_all, "n_true": n_true}
-
     names = ["alone", *args.sets]
+    plans = {name: build_postprocess(interaction_set(name), metadata, progress=False)
+             for name in args.sets}  # fmt: skip
+    results = {name: {"tp": 0, "fp": 0, "n_true": 0} for name in names}
+    for files in demo:
+        stem = files.tomogram.stem
+        truth = read_coordinates_tsv(data / f"{stem}__antibody_truth.tsv")
+        alone = {t: np.array(read_volume(args.work / "alone" / f"{stem}__{t}.mrc").data)
+                 for t in TITLES}  # fmt: skip
+        rows[stem] = [stem, len(truth)]
+        for name in names:
+            # the plan edits writable arrays in place, so each set gets its own copies
+            preds = (
+                alone
+                if name == "alone"
+                else plans[name]({t: a.copy() for t, a in alone.items()}, 10.0)
+            )
+            tp, fp = score(pick_array(preds["Antibody"], 10.0, settings).xyz, truth)
+            rows[stem] += [tp, fp]
+            results[name]["tp"] += tp
+            results[name]["fp"] += fp
+            results[name]["n_true"] += len(truth)
+
     print(f"\nAntibody picks on {len(demo)} held-out demo tomograms (watershed, threshold 0.5, "
           f"spacing 60 Å; a hit is within {MATCH_PX:g} px of a true centre; "
           f"segmentation {seconds:.0f} s)\n")  # fmt: skip
