@@ -68,7 +68,7 @@ def split_list(value: str) -> list[str]:
 
 def find_segmentations(data: str, features: list[str] | None = None) -> list[Path]:
     """Segmentation files named by ``data`` (folder, glob or list), filtered by feature."""
-    from ais_torch.viewer import split_name
+    from ais_torch.io.naming import split_name
 
     found: list[Path] = []
     for item in split_list(data):
@@ -104,6 +104,7 @@ def _run(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
     from ais_torch.io.mrc import read_volume
+    from ais_torch.io.naming import split_name
     from ais_torch.postprocess.mesh import (
         FRAMES,
         normalise_units,
@@ -111,7 +112,7 @@ def _run(argv: Sequence[str]) -> int:
         segmentation_mesh,
         write_obj,
     )
-    from ais_torch.viewer import assign_colours, model_colours, split_name
+    from ais_torch.viewer import assign_colours, model_colours
 
     args = parse_key_values(argv, _KEYS, example="data=segmented/ level=0.5 min_size=100")
     if not args.get("data"):

@@ -122,10 +122,11 @@ def write_picks(
 ) -> tuple[Path, ...]:
     """All requested formats for one tomogram, each atomically."""
     from ais_torch.io.coordinates import write_coordinates_txt, write_copick_json, write_star
+    from ais_torch.io.naming import split_name
     from ais_torch.postprocess.picking import particle_ids
 
     stem = segmentation.name[: -len(".mrc")]
-    tomo_name, _, feature = stem.partition("__")
+    tomo_name, feature = split_name(segmentation)
     files = []
     if "txt" in spec.formats:
         files.append(write_coordinates_txt(spec.folder / f"{stem}{SUFFIX['txt']}", picks.xyz))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.io.naming import split_name
 
 if TYPE_CHECKING:
     import pyvista as pv
@@ -398,16 +399,6 @@ def model_colours(models: list[str | os.PathLike]) -> dict[str, Colour]:
         meta = read_metadata(m)
         out[meta.title] = tuple(float(c) for c in meta.colour[:3])  # type: ignore[assignment]
     return out
-
-
-def split_name(path: str | os.PathLike) -> tuple[str, str]:
-    """``<tomo>__<feature>.mrc`` → (tomo, feature); a name without ``__`` is its own feature."""
-    stem = Path(path).name
-    for suffix in (".mrc", ".rec", ".map", ".obj"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-    tomo, sep, feature = stem.partition("__")
-    return (tomo, feature) if sep else (stem, stem)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 
 from ais_torch.errors import AisInputError, ConfigError, ModelFormatError
 from ais_torch.io.mrc import MRC_SUFFIXES
+from ais_torch.io.naming import result_name
 
 log = logging.getLogger("ais_torch.inference.inputs")
 
@@ -242,14 +243,7 @@ def resolve_data(spec: Any) -> list[Path]:
 
 def output_name(tomogram: Path, title: str) -> str:
     """``<tomogram stem>__<model title>.mrc``, as the original names segmentations."""
-    stem = tomogram.name
-    for suffix in MRC_SUFFIXES:
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    else:
-        stem = tomogram.stem
-    return f"{stem}__{title}.mrc"
+    return result_name(tomogram, title)
 
 
 def check_titles_plain(models: Sequence[LoadedModel]) -> None:
