@@ -8,13 +8,13 @@ reads them and writes ``<out>/<tomo>__<feature>.obj``.
 
 from __future__ import annotations
 
-import glob
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ais_torch.cli import command_main, parse_key_values
-from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.errors import ConfigError
+from ais_torch.io.naming import find_results, split_list
 
 USAGE = """\
 usage: python -m ais_torch.mesh data=DIR|GLOB|FILE[,FILE…] [feature=NAME[,NAME…]] [level=0.5]
@@ -55,40 +55,6 @@ _KEYS = (
     "bin",
     "models",
 )
-SEGMENTATION_SUFFIXES = (".mrc", ".rec", ".map")
-
-
-def split_list(value: str) -> list[str]:
-    """``a,b`` or ``[a, b]`` → ``["a", "b"]`` (Hydra-style lists on the command line)."""
-    value = value.strip()
-    if value.startswith("[") and value.endswith("]"):
-        value = value[1:-1]
-    return [v.strip().strip("'\"") for v in value.split(",") if v.strip()]
-
-
-def find_segmentations(data: str, features: list[str] | None = None) -> list[Path]:
-    """Segmentation files named by ``data`` (folder, glob or list), filtered by feature."""
-    from ais_torch.io.naming import split_name
-
-    found: list[Path] = []
-    for item in split_list(data):
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found += sorted(p for p in path.glob("*__*") if p.suffix in SEGMENTATION_SUFFIXES)
-        elif any(c in item for c in "*?["):
-            found += sorted(Path(p) for p in glob.glob(str(path)))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise AisInputError(f"data={item}: no such file or folder")
-    if features:
-        found = [p for p in found if split_name(p)[1] in features]
-    if not found:
-        which = f" for feature(s) {', '.join(features)}" if features else ""
-        raise AisInputError(
-            f"data={data}: no <tomo>__<feature>.mrc segmentation files found{which}"
-        )
-    return list(dict.fromkeys(found))
 
 
 def _number(args: dict[str, str], key: str, default: float, kind: type = float) -> float:
@@ -133,7 +99,7 @@ def _run(argv: Sequence[str]) -> int:
         "frame": frame,
     }
     features = split_list(args["feature"]) if args.get("feature") else None
-    files = find_segmentations(args["data"], features)
+    files = find_results(args["data"], features)
     out_dir = Path(args["out"]).expanduser() if args.get("out") else None
     names = sorted({split_name(p)[1] for p in files})
     models = split_list(args["models"]) if args.get("models") else []

@@ -9,7 +9,6 @@ and a tomogram without particles still gets valid, empty files.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from collections.abc import Sequence
@@ -73,30 +72,9 @@ def settings_from_cfg(cfg: DictConfig | dict) -> PickSettings:
 
 def find_segmentations(data: str | os.PathLike, feature: str) -> list[Path]:
     """``<tomo>__<feature>.mrc`` files under a folder, matching a glob, or one given file."""
-    feature = str(feature).strip()
-    if not feature or "/" in feature or "*" in feature:
-        raise ConfigError(f"feature={feature!r} must be a plain name such as Antibody")
-    suffix = f"__{feature}.mrc"
-    text = str(data)
-    if any(ch in text for ch in "*?["):
-        candidates = [Path(p) for p in sorted(glob.glob(text))]
-        where = f"files matching {text}"
-    elif Path(text).is_dir():
-        candidates = sorted(Path(text).glob("*.mrc"))
-        where = f"{text}"
-    elif Path(text).is_file():
-        candidates = [Path(text)]
-        where = text
-    else:
-        raise AisInputError(f"{text}: no such folder or file; set data=<folder of segmentations>")
-    found = [p for p in candidates if p.name.endswith(suffix) and p.is_file()]
-    if not found:
-        others = sorted({p.name.split("__", 1)[1][:-4] for p in candidates if "__" in p.name})
-        hint = f" (features there: {', '.join(others)})" if others else ""
-        raise AisInputError(
-            f"no segmentation named <tomo>{suffix} in {where}{hint}; check feature= and data="
-        )
-    return found
+    from ais_torch.io.naming import find_results
+
+    return find_results(data, [str(feature)])
 
 
 def pick_one(segmentation: Path, settings: PickSettings, spec: OutputSpec) -> TomoResult:

@@ -100,7 +100,7 @@ def _unique(paths: list[str]) -> list[str]:
 
 def view(args: dict[str, str]) -> int:
     """Load the scene, then show it or write the requested files."""
-    from ais_torch.mesh import split_list
+    from ais_torch.io.naming import split_list
     from ais_torch.viewer import (
         build_scene,
         has_display,

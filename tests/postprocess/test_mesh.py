@@ -176,7 +176,8 @@ def test_command_meshes_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[s
     [
         (["level=300"], "level=300"),
         (["units=pm"], "units='pm'"),
-        (["feature=ribosome"], "no <tomo>__<feature>.mrc"),
+        (["feature=ribosome"], "<tomo>__ribosome.mrc in"),
+        (["feature=ribosome"], "(features there: membrane)"),
         (["decimate=1.5"], "decimate"),
     ],
 )
