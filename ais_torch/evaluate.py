@@ -60,12 +60,12 @@ def _float(given: dict[str, str], key: str, default: float | None = None) -> flo
 
 
 def evaluate_segmentation(seg: Path, label: Path, threshold: float = 128.0) -> dict[str, Any]:
-    """Dice and IoU of ``seg > threshold`` (grey or probability, see picking) vs ``label > 0``."""
+    """Dice and IoU of ``seg > threshold`` (grey or probability; postprocess/scale) vs label > 0."""
     import numpy as np
 
     from ais_torch.io.mrc import read_volume
     from ais_torch.postprocess.pick_metrics import dice_iou
-    from ais_torch.postprocess.picking import threshold_for
+    from ais_torch.postprocess.scale import threshold_on
 
     s = read_volume(seg)
     lab = read_volume(label, check_finite=False)
@@ -75,7 +75,7 @@ def evaluate_segmentation(seg: Path, label: Path, threshold: float = 128.0) -> d
             "score a segmentation of the labelled tomogram"
         )
     data = np.asarray(s.data)
-    pred = data > threshold_for(threshold, data)
+    pred = data > threshold_on(data, threshold)
     truth = np.asarray(lab.data) > 0
     dice, iou = dice_iou(pred, truth)
     return {

@@ -102,7 +102,7 @@ class FeatureLayer:
     """``(z, y, x)`` segmentation on the tomogram's grid (0–255, 0–1 or a 0/1 mask)."""
     colour: Colour
     level: float = 0.5
-    """Probability (< 1) or grey level (1–255)."""
+    """Probability (≤ 1) or grey level (1–255); see :mod:`ais_torch.postprocess.scale`."""
     min_size: int = 0
     """Hide components with fewer voxels (full resolution): the original's "dust"."""
     opacity: float = 1.0

@@ -9,10 +9,9 @@ the map's own frame (overlays the tomogram in ChimeraX), optional Taubin smoothi
 decimation, and a 1-voxel zero pad instead of the original's zeroed border (no data lost at
 the volume edge, surfaces still close).
 
-Levels: a value < 1 is a probability (0–1); a value in [1, 255] is a grey level on the 0–255
-scale the original and ``ais_torch.segment`` write. Volumes are read on their own scale:
-float data are probabilities (0–1), integer data are 0–255, except integer masks whose maximum
-is ≤ 1 (0/1 label files), which count as probabilities.
+Levels: a value ≤ 1 is a probability (0–1); a value in (1, 255] is a grey level on the 0–255
+scale the original and ``ais_torch.segment`` write; each volume is read on its own scale — the
+rule picking, evaluation and the viewer share (:mod:`ais_torch.postprocess.scale`).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from scipy import ndimage
 
 from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.io.atomic import atomic_output
+from ais_torch.postprocess.scale import full_scale, user_probability
 
 if TYPE_CHECKING:
     import pyvista as pv
@@ -75,20 +75,11 @@ class SurfaceMesh:
 
 
 def probability_level(level: float) -> float:
-    """A level as given by the user (probability < 1, or grey level 1–255) → probability."""
-    level = float(level)
-    if not np.isfinite(level) or level <= 0 or level > 255:
-        raise ConfigError(
-            f"level={level:g}: give a probability 0–1 (e.g. 0.5) or a grey level 1–255 (e.g. 128)"
-        )
-    return level if level < 1 else level / 255.0
-
-
-def value_scale(data: np.ndarray) -> float:
-    """What a probability of 1 reads as in ``data``: 1 for float and 0/1 masks, else 255."""
-    if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.bool_):
-        return 1.0
-    return 1.0 if int(np.max(data)) <= 1 else 255.0
+    """A mesh level as given by the user → probability; 0 would mesh the whole box, so > 0."""
+    p = user_probability(level, "level")
+    if p <= 0:
+        raise ConfigError(f"level={level}: must be > 0 (e.g. 0.5 or 128)")
+    return p
 
 
 def block_mean(data: np.ndarray, bin: int) -> np.ndarray:
@@ -129,7 +120,7 @@ def segmentation_mesh(
     voxel_size_A
         Voxel size of ``data`` in Å.
     level
-        Probability (< 1) or grey level (1–255); see the module docstring.
+        Probability (≤ 1) or grey level (1–255); see the module docstring.
     min_size
         Components with fewer voxels (counted at full resolution) are dust and dropped.
     bin
@@ -142,7 +133,7 @@ def segmentation_mesh(
         ``nm`` or ``A``; ``center`` (original Ais) or ``map`` (MRC header frame; uses
         ``origin_A``, the header origin in Å as x, y, z).
     scale
-        What probability 1 reads as in ``data``; default :func:`value_scale`.
+        What probability 1 reads as in ``data``; default ``scale.full_scale(data)``.
     """
     from skimage.measure import marching_cubes
 
@@ -159,7 +150,7 @@ def segmentation_mesh(
     if not np.isfinite(voxel_size_A) or voxel_size_A <= 0:
         raise AisInputError(f"voxel size {voxel_size_A} Å must be > 0")
     p = probability_level(level)
-    scale = value_scale(data) if scale is None else float(scale)
+    scale = full_scale(data) if scale is None else float(scale)
     threshold = p * scale
 
     work = block_mean(data, bin)

@@ -19,13 +19,13 @@ from ais_torch.postprocess.picking import (
     PickSettings,
     bin_volume,
     keep_inside_margin,
-    threshold_for,
 )
+from ais_torch.postprocess.scale import threshold_on
 
 
 def pick_blobs(data: np.ndarray, voxel_size_A: float, settings: PickSettings) -> Picks:
     b = settings.binning
-    threshold = threshold_for(settings.threshold, data)
+    threshold = threshold_on(data, settings.threshold)
     values = bin_volume(data, b)
     pixel_nm = voxel_size_A / 10.0 * b
     # Same arithmetic as the original (nm, then divided by the binned pixel) so int() agrees.

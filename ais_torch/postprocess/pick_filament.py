@@ -20,14 +20,14 @@ from ais_torch.postprocess.picking import (
     filament_length_px,
     size_px,
     spacing_px,
-    threshold_for,
 )
+from ais_torch.postprocess.scale import threshold_on
 
 
 def pick_filaments(data: np.ndarray, voxel_size_A: float, settings: PickSettings) -> Picks:
     b = settings.binning
     values = bin_volume(data, b) if b > 1 else np.asarray(data)
-    binary = values > threshold_for(settings.threshold, data)
+    binary = values > threshold_on(data, settings.threshold)
     min_voxels = size_px(settings, voxel_size_A) / b**3
     step = max(spacing_px(settings, voxel_size_A) / b, 1e-3)
     min_length = filament_length_px(settings, voxel_size_A) / b

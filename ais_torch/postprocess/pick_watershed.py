@@ -28,17 +28,16 @@ from ais_torch.postprocess.picking import (
     PickSettings,
     bin_volume,
     keep_inside_margin,
-    probability_scale,
     size_px,
     spacing_px,
-    threshold_for,
 )
+from ais_torch.postprocess.scale import full_scale, threshold_on
 
 
 def pick_watershed(data: np.ndarray, voxel_size_A: float, settings: PickSettings) -> Picks:
     b = settings.binning
-    threshold = threshold_for(settings.threshold, data)
-    scale = probability_scale(data)
+    threshold = threshold_on(data, settings.threshold)
+    scale = 1.0 / full_scale(data)
     values = bin_volume(data, b) if b > 1 else data
     min_voxels = size_px(settings, voxel_size_A) / b**3
     min_spacing = spacing_px(settings, voxel_size_A) / b

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ais_torch.errors import ConfigError
+from ais_torch.postprocess.scale import user_probability
 
 METHODS = ("watershed", "blob", "filament")
 ORIENT_MODES = ("normal", "long-axis")
@@ -37,7 +38,7 @@ class PickSettings:
 
     method: str = "watershed"
     threshold: float = 128.0
-    """Grey level 0–255 (``ais segment`` output) or probability 0–1; see :func:`threshold_for`."""
+    """Grey level 0–255 (``ais segment`` output) or probability 0–1; see :mod:`.scale`."""
     spacing_A: float = 10.0
     spacing_px: float | None = None
     size_A3: float = 1.0
@@ -55,7 +56,7 @@ class PickSettings:
         """Self, validated; raises a one-line :class:`ConfigError` naming the bad key."""
         if self.method not in METHODS:
             raise ConfigError(f"method={self.method!r} unknown; choose one of {', '.join(METHODS)}")
-        check_threshold(self.threshold)
+        user_probability(self.threshold)
         for key in ("spacing_A", "size_A3", "filament_length_A"):
             _non_negative(key.rsplit("_", 1)[0], getattr(self, key))
         for key in ("spacing_px", "size_px", "filament_length_px", "margin"):
@@ -114,52 +115,6 @@ class Picks:
             angles=None if self.angles is None else self.angles[index],
             columns={k: v[index] for k, v in self.columns.items()},
         )
-
-
-def check_threshold(threshold: float) -> float:
-    """A threshold is a probability (0–1) or a grey level (0–255); anything else is an error."""
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise ConfigError(f"threshold={threshold!r} is not a number") from None
-    if not math.isfinite(t) or t < 0 or t > 255:
-        raise ConfigError(
-            f"threshold={threshold} is outside 0..1 (a probability) and 0..255 (a grey level "
-            "as `ais segment` writes); e.g. threshold=0.5 or threshold=128"
-        )
-    return t
-
-
-def threshold_for(threshold: float, data: np.ndarray) -> float:
-    """The threshold on the scale of ``data`` (voxels strictly above it are foreground).
-
-    A value ≤ 1 is a probability, a value above 1 a grey level (so 1 means "probability 1").
-    Integer segmentations (``ais segment``: uint8 stored as uint16, 0–255) are compared on the grey
-    scale, float ones (0–1 probabilities) on the probability scale. int8 volumes use half the
-    grey level like the original (its int8 outputs hold 0–127). A float volume whose values go
-    above 1 holds grey levels, so it is compared on the grey scale too.
-    """
-    t = check_threshold(threshold)
-    grey = t * 255.0 if t <= 1.0 else t
-    if np.issubdtype(data.dtype, np.floating):
-        return grey if float_volume_is_grey(data) else grey / 255.0
-    if data.dtype == np.int8:
-        return grey / 2.0
-    return grey
-
-
-def float_volume_is_grey(data: np.ndarray) -> bool:
-    """True for float volumes holding 0–255 grey levels instead of 0–1 probabilities."""
-    if not np.issubdtype(data.dtype, np.floating) or data.size == 0:
-        return False
-    return float(np.max(data)) > 1.0 + 1e-6
-
-
-def probability_scale(data: np.ndarray) -> float:
-    """Factor turning ``data`` values into 0–1 probabilities (comparable weights across dtypes)."""
-    if np.issubdtype(data.dtype, np.floating) and not float_volume_is_grey(data):
-        return 1.0
-    return 1.0 / (127.0 if data.dtype == np.int8 else 255.0)
 
 
 def bin_volume(data: np.ndarray, b: int) -> np.ndarray:

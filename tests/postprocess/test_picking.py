@@ -12,7 +12,6 @@ from ais_torch.postprocess.picking import (
     PickSettings,
     particle_ids,
     pick_array,
-    threshold_for,
 )
 
 SHAPE = (32, 48, 48)
@@ -98,15 +97,6 @@ def test_float_probabilities_and_uint_grey_levels_give_the_same_picks() -> None:
     # a lower threshold finds the dim particle too, in both scales
     assert len(pick_array(grey, 10.0, PickSettings(threshold=0.3))) == 2
     assert len(pick_array(prob, 10.0, PickSettings(threshold=80))) == 2
-
-
-def test_threshold_scale() -> None:
-    assert threshold_for(128, np.zeros(1, np.uint16)) == 128
-    assert threshold_for(0.5, np.zeros(1, np.uint16)) == 127.5
-    assert threshold_for(128, np.zeros(1, np.float32)) == pytest.approx(128 / 255)
-    assert threshold_for(0.25, np.zeros(1, np.float32)) == 0.25
-    assert threshold_for(128, np.array([0, 200.0], np.float32)) == 128  # float holding grey
-    assert threshold_for(128, np.zeros(1, np.int8)) == 64  # the original's int8 rule
 
 
 @pytest.mark.parametrize("bad", [-0.1, 256, 1000, float("nan"), "high"])
