@@ -9,6 +9,8 @@ TensorFlow CPU) on the same tomogram with the reference kit's VGGNet M model, in
 invocation, and prints the ratio.
 
     python benchmarks/segment_speed.py --slices 4 --archs vggnet_m --original
+    python benchmarks/segment_speed.py --slices 30 --archs vggnet_m-original --original \
+        --precisions fp32 bf16 --compile                               # the CPU fast path
     python benchmarks/segment_speed.py --slices 300 --device cuda      # on a GPU machine
 """
 
@@ -79,6 +81,7 @@ def child(args: argparse.Namespace) -> None:
         batch_size=args.batch_size if args.batch_size == "auto" else int(args.batch_size),
         tta=args.tta,
         precision=args.precision,
+        compile=args.compile,
         overwrite=True,
         progress=False,
         verbose=False,
@@ -100,7 +103,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _precision_tag(args: argparse.Namespace) -> str:
-    return ", bf16" if args.precision == "bf16" else ""
+    return (", bf16" if args.precision == "bf16" else "") + (", compiled" if args.compile else "")
 
 
 def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -122,7 +125,7 @@ def ours(arch: str, model: Path, tomo: Path, out: Path, args: argparse.Namespace
     cmd = [sys.executable, __file__, "--_child", "--model", str(model), "--tomogram", str(tomo)]
     cmd += ["--out", str(out), "--device", args.device, "--backend", args.backend]
     cmd += ["--batch-size", str(args.batch_size), "--tta", str(args.tta)]
-    cmd += ["--precision", args.precision]
+    cmd += ["--precision", args.precision] + (["--compile"] if args.compile else [])
     wall, rss, output = run_child(cmd)
     result = json.loads(output.split("RESULT ", 1)[1].splitlines()[0])
     per_slice = result["segment_s"] / args.slices
@@ -183,6 +186,11 @@ def main() -> None:
         help="torch runs per precision (bf16: autocast; fast on CPUs with AVX512-BF16/AMX)",
     )
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also run each torch precision with compile=true (compile time counts as run time)",
+    )
     parser.add_argument("--batch-size", default="auto", help="slices per call (auto: by memory)")
     parser.add_argument("--tta", type=int, default=1)
     parser.add_argument("--original", action="store_true", help="also time the original Ais")
@@ -206,11 +214,13 @@ def main() -> None:
             names.append("vggnet_m-original")
         for arch in names:
             model = make_model(arch, tmp)
-            runs = [(b, p) for b in args.backends for p in args.precisions]
-            for backend, precision in runs:
-                if backend == "onnx" and precision != "fp32":
+            compiles = [False, True] if args.compile else [False]
+            runs = [(b, p, c) for b in args.backends for p in args.precisions for c in compiles]
+            compile_requested = args.compile
+            for backend, precision, compiled in runs:
+                if backend == "onnx" and (precision != "fp32" or compiled):
                     continue  # onnxruntime runs the exported float32 graph
-                args.backend, args.precision = backend, precision
+                args.backend, args.precision, args.compile = backend, precision, compiled
                 if backend == "onnx":  # export once, outside the timing (cached by hash)
                     from ais_torch.inference.inputs import as_onnx, load_models
 
@@ -218,6 +228,7 @@ def main() -> None:
                 out = tmp / f"out_{arch}_{backend}_{precision}"
                 rows.append(ours(arch, model, tomo, out, args))
                 print(f"  {rows[-1]['name']}: {rows[-1]['ms_slice']:.0f} ms/slice", flush=True)
+            args.compile = compile_requested
         if args.original:
             if not ORIGINAL.exists():
                 raise SystemExit(f"--original: {ORIGINAL} not found")

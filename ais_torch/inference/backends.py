@@ -7,7 +7,8 @@ is talking to.
 
 GPU fast path (PyTorch): pinned host memory + non-blocking copies, channels_last weights and
 inputs, bf16 autocast (``precision="bf16"``), optional ``torch.compile``. ``precision="fp32"``
-also switches TF32 off, so GPU results match the original's float32 arithmetic.
+also switches TF32 off, so GPU results match the original's float32 arithmetic. CPU fast path:
+``precision="bf16"`` (CPUs with AVX512-BF16 or AMX) plus ``compile=True`` (frozen weights).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def output_centre(y: torch.Tensor) -> torch.Tensor:
     return y[:, 0]
 
 
+def compile_for_inference(model: torch.nn.Module, device: torch.device) -> Any:
+    """``torch.compile`` tuned for inference: frozen weights on CPU, static shapes first.
+
+    Why: every slice of a tomogram has the same shape, so static shapes (one recompile for a
+    smaller last batch) beat ``dynamic=True``; on CPU, Inductor's freezing folds the weights
+    into oneDNN's pre-packed layout and fuses conv + ReLU (about 1.2-1.4x on VGGNet M).
+    The first batch pays the compile time (tens of seconds), so use it for whole tomograms.
+    """
+    options = {"freezing": True} if device.type == "cpu" else None
+    return torch.compile(model, options=options)
+
+
 class TorchBackend:
     """A PyTorch module on ``device`` with TTA; see the module docstring for the GPU options."""
 
@@ -106,7 +119,7 @@ class TorchBackend:
             model = model.to(memory_format=torch.channels_last)
         self.model: Any = model
         if compile:
-            self.model = torch.compile(model, dynamic=True)
+            self.model = compile_for_inference(model, device)
 
     @contextlib.contextmanager
     def _numerics(self) -> Iterator[None]:
