@@ -13,35 +13,17 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from docs_commands import ROOT, documented_lines, unbracket
 from hydra import compose, initialize_config_dir
 
 from ais_torch.config import config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^```(bash|console|sh|shell)\n(.*?)^```", re.S | re.M)
 HYDRA_APPS = {"train": ("", "train"), "segment": ("", "segment"), "pick": ("pick", "pick")}
 SMALL_APPS = ("demo", "export", "models", "mesh", "view", "evaluate")
 
-
-def documented_commands() -> list[tuple[str, str]]:
-    """(page name, command) for every command line in the fenced shell blocks."""
-    found = []
-    for page in PAGES:
-        for _, body in FENCE.findall(page.read_text()):
-            body = re.sub(r"\\\n\s*", " ", body)  # join continuation lines
-            for line in body.splitlines():
-                line = re.sub(r"^\s*\$\s*", "", line)
-                line = re.sub(r"\s+#.*$", "", line).strip()
-                if line and not line.startswith("#"):
-                    found.append((page.name, line))
-    return found
-
-
-COMMANDS = documented_commands()
+COMMANDS = documented_lines()
 AIS_COMMANDS = [(p, c) for p, c in COMMANDS if re.match(r"(python\d? )?-m ais_torch\.", c)
                 or c.startswith("python -m ais_torch.")]  # fmt: skip
 
@@ -49,16 +31,7 @@ AIS_COMMANDS = [(p, c) for p, c in COMMANDS if re.match(r"(python\d? )?-m ais_to
 def _app_and_args(command: str) -> tuple[str, list[str]]:
     words = shlex.split(command)
     index = words.index("-m")
-    return words[index + 1].removeprefix("ais_torch."), [_unbracket(w) for w in words[index + 2 :]]
-
-
-def _unbracket(word: str) -> str:
-    """Usage notation ``[key=value]`` for optional arguments → ``key=value``."""
-    if word.startswith("["):
-        word = word[1:]
-    if word.endswith("]") and word.count("]") > word.count("["):
-        word = word[:-1]
-    return word
+    return words[index + 1].removeprefix("ais_torch."), [unbracket(w) for w in words[index + 2 :]]
 
 
 def test_docs_have_commands() -> None:
