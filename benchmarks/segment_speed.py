@@ -66,6 +66,40 @@ def make_model(arch: str, folder: Path) -> Path:
     return save_scnm(folder / f"{arch}.scnm", net, meta)
 
 
+def flops_per_slice(model: Path) -> float:
+    """Network FLOPs for one 720×511 slice as the original pads it (multiple of 32, +64).
+
+    Why: both programs run the same network on the same padded slices, so FLOPs / time says
+    how close each comes to the CPU's arithmetic peak — the ceiling no scheduler can beat.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ais_torch.inference.inputs import load_models
+    from ais_torch.inference.predict import padding_for
+
+    loaded = load_models(str(model))[0][0]
+    net = loaded.module.eval()
+    shape = [n + sum(padding_for(n, 32)) for n in SHAPE_YX]
+    x = torch.zeros(1, loaded.depth, *shape)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return float(counter.get_total_flops())
+
+
+def matmul_ceiling(dtype_name: str, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large matrix product on this CPU, all threads: the practical peak."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
 def child(args: argparse.Namespace) -> None:
     """One end-to-end segmentation in this process; prints a JSON line with its numbers."""
     started = time.perf_counter()
@@ -131,6 +165,7 @@ def ours(arch: str, model: Path, tomo: Path, out: Path, args: argparse.Namespace
     per_slice = result["segment_s"] / args.slices
     startup = wall - result["segment_s"]
     return {
+        "arch": arch,
         "name": f"ais_torch {arch} ({args.backend}{_precision_tag(args)})",
         "ms_slice": per_slice * 1000,
         "wall": wall,
@@ -156,6 +191,7 @@ def original(tomo: Path, out: Path, args: argparse.Namespace) -> dict:
     per_slice = (own if own is not None else wall) / args.slices
     startup = wall - (own if own is not None else 0)
     return {
+        "arch": "vggnet_m-original",
         "name": "original ais segment (TF CPU)",
         "ms_slice": per_slice * 1000,
         "wall": wall,
@@ -205,7 +241,8 @@ def main() -> None:
 
     global LOAD_BEFORE
     LOAD_BEFORE = os.getloadavg()[0]
-    rows = []
+    rows: list[dict] = []
+    flops: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="segment_speed_") as tmp_name:
         tmp = Path(tmp_name)
         tomo = make_tomogram(tmp / "bench.mrc", args.slices)
@@ -214,6 +251,7 @@ def main() -> None:
             names.append("vggnet_m-original")
         for arch in names:
             model = make_model(arch, tmp)
+            flops[arch] = flops_per_slice(model)
             compiles = [False, True] if args.compile else [False]
             runs = [(b, p, c) for b in args.backends for p in args.precisions for c in compiles]
             compile_requested = args.compile
@@ -235,6 +273,9 @@ def main() -> None:
             rows.append(original(tomo, tmp / "out_original", args))
             print(f"  {rows[-1]['name']}: {rows[-1]['ms_slice']:.0f} ms/slice", flush=True)
 
+    ceiling = (
+        {d: matmul_ceiling(d) for d in ("float32", "bfloat16")} if args.device == "cpu" else {}
+    )
     z = args.slices
     print()
     print(
@@ -244,14 +285,22 @@ def main() -> None:
     )
     kind = "measured" if z == FULL_SLICES else f"extrapolated from {z} slices"
     print(
-        f"| run | ms / slice | s end-to-end ({z} slices) | s / {FULL_SLICES}-slice volume "
-        f"({kind}) | peak RSS MB | printed bound MB |"
+        f"| run | ms / slice | network GFLOP/s | s end-to-end ({z} slices) | "
+        f"s / {FULL_SLICES}-slice volume ({kind}) | peak RSS MB | printed bound MB |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
+        gflops = flops[r["arch"]] / (r["ms_slice"] / 1000) / 1e9
         print(
-            f"| {r['name']} | {r['ms_slice']:.0f} | {r['wall']:.1f} | {r['full']:.0f} | "
-            f"{r['rss']:.0f} | {r['estimate']:.0f} |"
+            f"| {r['name']} | {r['ms_slice']:.0f} | {gflops:.0f} | {r['wall']:.1f} | "
+            f"{r['full']:.0f} | {r['rss']:.0f} | {r['estimate']:.0f} |"
+        )
+    for arch, f in flops.items():
+        print(f"{arch}: {f / 1e9:.0f} GFLOP per padded slice (torch.utils.flop_counter)")
+    if args.device == "cpu":
+        print(
+            f"this CPU's ceiling (torch.mm 2048², all threads): float32 {ceiling['float32']:.0f} "
+            f"GFLOP/s, bfloat16 {ceiling['bfloat16']:.0f} GFLOP/s"
         )
     by_name = {r["name"]: r for r in rows}
     ref = by_name.get("original ais segment (TF CPU)")
