@@ -98,11 +98,9 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         from ais_torch.io.scnm import save_scnm
 
         save_scnm(model_path, model, metadata)
-        if cfg.evaluate and data.eval_pairs:
-            bf16 = "bf16" in str(trainer_kwargs["precision"])
-            scores = [
-                _dice_on(model, t, lab, float(cfg.threshold), bf16) for t, lab in data.eval_pairs
-            ]
+        if cfg.evaluate and data.eval_pairs and metadata.model_depth == 1:
+            threshold = float(cfg.threshold)
+            scores = [_dice_on(model, metadata, t, lab, threshold) for t, lab in data.eval_pairs]
             dice = float(np.mean(scores))
     log_dir = Path(logger.log_dir) if logger is not None else None
     return TrainResult(
@@ -159,15 +157,22 @@ def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metr
     return meta
 
 
-def _dice_on(model: Any, tomogram: Path, truth: Path, threshold: float, bf16: bool) -> float:
-    """Dice of the model's whole-slice segmentation of ``tomogram`` against ``truth``."""
-    from ais_torch.inference.predict import dice, predict_slices
+def _dice_on(model: Any, metadata: Any, tomogram: Path, truth: Path, threshold: float) -> float:
+    """Dice of ``tomogram`` segmented the way ``segment`` does it, against ``truth``.
+
+    Why the segment path: a model trained at another pixel size (``data.apix``) or with global
+    normalisation must be scored on what users will get — rescaled and normalised per its
+    metadata — not on raw slices at the tomogram's pixel size.
+    """
+    from ais_torch.inference.ais_compat import segment_like_ais
+    from ais_torch.inference.predict import dice
     from ais_torch.io.mrc import read_volume
 
     volume = read_volume(tomogram)
     labels = read_volume(truth, check_finite=False)
-    prob = predict_slices(model, volume.data, batch_size=4, bf16=bf16)
-    return dice(prob, labels.data, threshold=threshold)
+    model.metadata = metadata
+    grey = segment_like_ais(model, volume.data, voxel_size_A=volume.voxel_size_A, batch_size=4)
+    return dice(grey / 255.0, labels.data, threshold=threshold)
 
 
 def _check(cfg: DictConfig) -> None:

@@ -12,7 +12,8 @@ true ones it cost.
     python benchmarks/figure3_interactions.py --models DIR [--work DIR] [--tomograms 4]
 
 ``--models`` is a folder with Membrane.scnm, Carbon.scnm and Antibody.scnm; ``--train`` trains
-the missing ones first (about 4–5 minutes each on 2 CPU cores).
+the missing ones first (about 2–8 minutes each on 2 free CPU cores; the times measured are in
+the comments of conf/experiment/{membrane,carbon,antibody}.yaml).
 """
 
 from __future__ import annotations

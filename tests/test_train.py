@@ -21,9 +21,10 @@ EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"
 ARCH_CONFIGS = sorted(p.stem for p in (config_dir() / "arch").glob("*.yaml") if p.stem != "plugin")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "third_party_arch"
 
-# A run that takes seconds on 2 CPU cores: one tiny demo tomogram (+1 held out), few steps.
+# A run that takes seconds on 2 CPU cores: one tiny demo tomogram (+1 held out), few steps;
+# 128 px wide so the carbon recipe's 40 Å boxes (32 px = 128 nm) still fit.
 TINY = [
-    "data.demo.shape=[24,80,80]",
+    "data.demo.shape=[24,128,128]",
     "data.demo.n_train=1",
     "data.demo.annotated_slices=2",
     "data.box_size=32",
@@ -91,7 +92,8 @@ def test_short_training_writes_model_logs_and_dice(tmp_path: Path) -> None:
         "unet",
         "ais_torch",
     )
-    assert (meta.apix, meta.box_size, meta.n_parameters) == (10.0, 32, 922_881)
+    # the membrane recipe trains at 20 Å (bin 2 of the 10 Å demo): the file says so
+    assert (meta.apix, meta.box_size, meta.n_parameters) == (20.0, 32, 922_881)
     # same predictions, bit for bit, from the file as from the trained model
     x = torch.randn(2, 1, 64, 96)
     with torch.no_grad():
@@ -101,7 +103,16 @@ def test_short_training_writes_model_logs_and_dice(tmp_path: Path) -> None:
     assert "train/loss_step" in scalars and "train/loss_epoch" in scalars
     assert "preview/input_prediction_label" in images
     assert result.dice is not None and 0.0 <= result.dice <= 1.0
-    assert (tmp_path / "demo" / "tomo_01.mrc").exists()  # the held-out tomogram
+    held_out = tmp_path / "demo" / "tomo_01.mrc"
+    assert held_out.exists()
+    # the printed Dice is what a user gets: segment (rescaled to 20 Å and back) + evaluate
+    from ais_torch.evaluate import evaluate_segmentation
+    from ais_torch.segment import segment
+
+    segment(result.model_path, held_out, tmp_path / "seg", progress=False, verbose=False)
+    truth = tmp_path / "demo" / "truth" / "tomo_01__membrane.mrc"
+    scores = evaluate_segmentation(tmp_path / "seg" / "tomo_01__Membrane.mrc", truth, 0.5)
+    assert result.dice == pytest.approx(scores["dice"], abs=1e-6)
 
 
 @pytest.mark.slow
