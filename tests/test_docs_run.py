@@ -39,7 +39,6 @@ checked for the files the docs say it writes (``_expected_outputs``).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -226,10 +225,17 @@ def _setup_picking(ctx: Context, ws: Path) -> dict[str, str]:
 
 
 def _setup_plugins(ctx: Context, ws: Path) -> dict[str, str]:
+    import importlib.metadata as metadata
+
     import tomllib
 
-    if importlib.util.find_spec("tiny_arch") is not None:
+    # a real install has a distribution; find_spec would also see a module that another test
+    # imported from the example folder (tests/archs/test_third_party.py) and left in sys.modules
+    try:
+        metadata.distribution("tiny_arch")
         return {}  # installed for real
+    except metadata.PackageNotFoundError:
+        pass
     example = ROOT / "examples" / "third_party_arch"
     project = tomllib.loads((example / "pyproject.toml").read_text())["project"]
     info = ctx.root / "plugin_site" / f"{project['name']}-{project['version']}.dist-info"
