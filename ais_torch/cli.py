@@ -10,6 +10,7 @@ from typing import TypeVar
 from ais_torch.errors import AisError, ConfigError
 
 T = TypeVar("T")
+N = TypeVar("N")
 
 
 def run_cli(fn: Callable[[], T]) -> T:
@@ -57,3 +58,19 @@ def parse_key_values(argv: Sequence[str], keys: Sequence[str], *, example: str) 
             raise ConfigError(f"{key} given twice")
         given[key] = value.strip()
     return given
+
+
+def number_arg(
+    given: dict[str, str],
+    key: str,
+    default: N,
+    kind: Callable[[str], N] = float,  # type: ignore[assignment]
+) -> N:
+    """``given[key]`` as a number of ``kind`` (float or int), ``default`` when not given."""
+    if key not in given:
+        return default
+    try:
+        return kind(given[key])
+    except ValueError:
+        what = "whole number" if kind is int else "number"
+        raise ConfigError(f"{key}={given[key]!r} is not a {what}") from None

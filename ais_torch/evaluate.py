@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ais_torch.cli import command_main, parse_key_values
+from ais_torch.cli import command_main, number_arg, parse_key_values
 from ais_torch.errors import AisInputError, ConfigError
 
 USAGE = """\
@@ -48,15 +48,6 @@ _KEYS = (
     "voxel_size_A",
     "json",
 )
-
-
-def _float(given: dict[str, str], key: str, default: float | None = None) -> float | None:
-    if key not in given:
-        return default
-    try:
-        return float(given[key])
-    except ValueError:
-        raise ConfigError(f"{key}={given[key]!r} is not a number") from None
 
 
 def evaluate_segmentation(seg: Path, label: Path, threshold: float = 128.0) -> dict[str, Any]:
@@ -152,23 +143,23 @@ def run(args: Sequence[str]) -> int:
         raise ConfigError("give picks= and truth= together (picked and true coordinates)")
     if "seg" not in given and "picks" not in given:
         raise ConfigError("nothing to score: give seg= label= and/or picks= truth= (see --help)")
-    voxel = _float(given, "voxel_size_A")
+    voxel = number_arg(given, "voxel_size_A", None)
     if "seg" in given:
         report["segmentation"] = evaluate_segmentation(
-            Path(given["seg"]), Path(given["label"]), _float(given, "threshold", 128.0)
+            Path(given["seg"]), Path(given["label"]), number_arg(given, "threshold", 128.0)
         )
     if "picks" in given:
-        radius_px = _float(given, "radius_px")
+        radius_px = number_arg(given, "radius_px", None)
         if "radius" in given:
             if voxel is None:
                 raise ConfigError("radius= is in Å: also give voxel_size_A=, or use radius_px=")
-            radius_px = _float(given, "radius") / voxel
+            radius_px = number_arg(given, "radius", 0.0) / voxel
         report["picking"] = evaluate_picks(
             Path(given["picks"]),
             Path(given["truth"]),
-            match_px=_float(given, "match_px", 5.0),
+            match_px=number_arg(given, "match_px", 5.0),
             radius_px=radius_px,
-            beta=_float(given, "beta", 4.0),
+            beta=number_arg(given, "beta", 4.0),
             voxel_size_A=voxel,
         )
     print(table(report))

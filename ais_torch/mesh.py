@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ais_torch.cli import command_main, parse_key_values
+from ais_torch.cli import command_main, number_arg, parse_key_values
 from ais_torch.errors import ConfigError
 from ais_torch.io.naming import find_results, split_list
 
@@ -57,15 +57,6 @@ _KEYS = (
 )
 
 
-def _number(args: dict[str, str], key: str, default: float, kind: type = float) -> float:
-    if key not in args:
-        return default
-    try:
-        return kind(args[key])
-    except ValueError:
-        raise ConfigError(f"{key}={args[key]!r} is not a {kind.__name__} number") from None
-
-
 def _run(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
@@ -83,7 +74,7 @@ def _run(argv: Sequence[str]) -> int:
     args = parse_key_values(argv, _KEYS, example="data=segmented/ level=0.5 min_size=100")
     if not args.get("data"):
         raise ConfigError("missing data=FOLDER (the segmentations to mesh; see --help)")
-    level = _number(args, "level", 0.5)
+    level = number_arg(args, "level", 0.5)
     probability_level(level)  # validate before reading anything
     units = normalise_units(args.get("units", "nm"))
     frame = args.get("frame", "center")
@@ -91,10 +82,10 @@ def _run(argv: Sequence[str]) -> int:
         raise ConfigError(f"frame={frame!r}: choose one of {', '.join(FRAMES)}")
     options = {
         "level": level,
-        "min_size": int(_number(args, "min_size", 0, int)),
-        "smooth": int(_number(args, "smooth", 0, int)),
-        "decimate": _number(args, "decimate", 0.0),
-        "bin": int(_number(args, "bin", 1, int)),
+        "min_size": number_arg(args, "min_size", 0, int),
+        "smooth": number_arg(args, "smooth", 0, int),
+        "decimate": number_arg(args, "decimate", 0.0),
+        "bin": number_arg(args, "bin", 1, int),
         "units": units,
         "frame": frame,
     }

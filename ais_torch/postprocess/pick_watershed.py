@@ -31,13 +31,14 @@ from ais_torch.postprocess.picking import (
     size_px,
     spacing_px,
 )
-from ais_torch.postprocess.scale import full_scale, threshold_on
+from ais_torch.postprocess.scale import full_scale, user_probability
 
 
 def pick_watershed(data: np.ndarray, voxel_size_A: float, settings: PickSettings) -> Picks:
     b = settings.binning
-    threshold = threshold_on(data, settings.threshold)
-    scale = 1.0 / full_scale(data)
+    full = full_scale(data)  # one pass over the volume for both the threshold and the weights
+    threshold = user_probability(settings.threshold) * full
+    scale = 1.0 / full
     values = bin_volume(data, b) if b > 1 else data
     min_voxels = size_px(settings, voxel_size_A) / b**3
     min_spacing = spacing_px(settings, voxel_size_A) / b
