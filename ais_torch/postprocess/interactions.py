@@ -4,6 +4,13 @@ A rule says "``parent`` colocalizes with / avoids ``partner`` within ``radius_nm
 partner's prediction is thresholded, the mask grown by the radius, and the parent's prediction
 is kept only inside (colocalize) or only outside (avoid) the grown mask.
 
+Optionally the partner's mask is cleaned first: with ``min_size_nm3`` > 0, connected pieces
+(faces touching, in 3D) smaller than that volume are dropped — a membrane is a sheet of
+thousands of nm³, so a 300 nm³ speck where the membrane model fired on a dense particle is not a
+membrane, and should neither remove that particle (avoid) nor keep a decoy beside it
+(colocalize). Off by default (the original has no such step); it holds the partner's mask and
+its labels for the whole tomogram (5 bytes per voxel) while the rule runs.
+
 Two geometries:
 
 * ``2d`` — the original Ais's: every z slice on its own, a disk of ``int(R_nm // pixel_nm)``
@@ -85,6 +92,7 @@ class Interaction:
     radius_nm: float
     threshold: float = 0.5
     geometry: str = "3d"
+    min_size_nm3: float = 0.0
     where: str = "interaction"
 
     def __post_init__(self) -> None:
@@ -107,6 +115,13 @@ class Interaction:
         geometry = str(self.geometry).strip().lower()
         if geometry not in GEOMETRIES:
             raise ConfigError(f"{w}: geometry {self.geometry!r} unknown; use 2d or 3d")
+        min_size = _number(self.min_size_nm3, "min_size_nm3", w)
+        if min_size < 0:
+            raise ConfigError(
+                f"{w}: min_size_nm3 should be >= 0 (nm³; 0 keeps every piece of the partner), "
+                f"got {min_size}"
+            )
+        object.__setattr__(self, "min_size_nm3", min_size)
         object.__setattr__(self, "radius_nm", radius)
         object.__setattr__(self, "threshold", threshold)
         object.__setattr__(self, "geometry", geometry)
@@ -114,7 +129,8 @@ class Interaction:
     @classmethod
     def from_group(cls, item: Mapping[str, Any], where: str = ".scnmgroup") -> Interaction:
         """A rule from the original's dict (``parent_title``, ``partner_title``, ``type`` 0/1,
-        ``radius`` nm, ``threshold``); its geometry is the original's, ``2d``."""
+        ``radius`` nm, ``threshold``); its geometry is the original's, ``2d``. Our own
+        ``min_size_nm3`` key is read when present (the original ignores unknown keys)."""
         return cls(
             parent=item.get("parent_title", ""),
             partner=item.get("partner_title", ""),
@@ -122,24 +138,30 @@ class Interaction:
             radius_nm=item.get("radius", 10.0),
             threshold=item.get("threshold", 0.5),
             geometry="2d",
+            min_size_nm3=item.get("min_size_nm3", 0.0),
             where=where,
         )
 
     def as_group_dict(self) -> dict[str, Any]:
-        """The original's ``.scnmgroup`` dict (which cannot say ``3d``: it is always 2d)."""
-        return {
+        """The original's ``.scnmgroup`` dict (which cannot say ``3d``: it is always 2d);
+        ``min_size_nm3`` is added only when set, so plain rules stay the original's exactly."""
+        group = {
             "parent_title": self.parent,
             "partner_title": self.partner,
             "type": TYPES.index(self.type),
             "radius": self.radius_nm,
             "threshold": self.threshold,
         }
+        if self.min_size_nm3:
+            group["min_size_nm3"] = self.min_size_nm3
+        return group
 
     def describe(self) -> str:
         verb = "colocalizes with" if self.type == "colocalize" else "avoids"
+        dust = f", partner pieces < {self.min_size_nm3:g} nm³ ignored" if self.min_size_nm3 else ""
         return (
             f"{self.parent} {verb} {self.partner} within {self.radius_nm:g} nm "
-            f"({self.geometry}, threshold {self.threshold:g})"
+            f"({self.geometry}, threshold {self.threshold:g}{dust})"
         )
 
 
@@ -202,6 +224,23 @@ def partner_mask(partner: np.ndarray, threshold: float) -> np.ndarray:
     if np.issubdtype(partner.dtype, np.integer):
         return partner > threshold * 255
     return partner > threshold
+
+
+def without_small_pieces(
+    partner: np.ndarray, threshold: float, min_size_nm3: float, voxel_nm: Sequence[float]
+) -> np.ndarray:
+    """The partner's mask (bool, whole volume) minus connected pieces smaller than
+    ``min_size_nm3``; pieces are face-connected in 3D, like mesh and picking dust removal."""
+    mask = partner_mask(np.asarray(partner), threshold)
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return mask
+    voxel_volume = math.prod(voxel_nm)
+    sizes_nm3 = np.bincount(labels.ravel(), minlength=n + 1) * voxel_volume
+    small = sizes_nm3 < min_size_nm3 * (1 - _TOLERANCE)
+    small[0] = False
+    mask[small[labels]] = False
+    return mask
 
 
 def voxel_size_nm(voxel_size_A: VoxelSize) -> tuple[float, float, float]:
@@ -411,9 +450,16 @@ def apply_interaction(
     q3 = partner[None] if squeeze else partner
     if p3.ndim != 3:
         raise AisInputError(f"{rule.parent}: expected a (z, y, x) prediction, got {parent.shape}")
+    if rule.min_size_nm3 > 0:
+        # a bool mask counts as partner where True whatever the threshold (True > t for t < 1)
+        voxel_nm = voxel_size_nm(voxel_size_A)
+        q3 = without_small_pieces(q3, rule.threshold, rule.min_size_nm3, voxel_nm)
+        threshold = 0.5
+    else:
+        threshold = rule.threshold
     zones = near_partner(
         q3,
-        threshold=rule.threshold,
+        threshold=threshold,
         radius_nm=rule.radius_nm,
         voxel_size_A=voxel_size_A,
         geometry=rule.geometry,

@@ -32,7 +32,7 @@ log = logging.getLogger("ais_torch.postprocess")
 PostProcessFn = Callable[[dict[str, np.ndarray], float], dict[str, np.ndarray]]
 
 CONFIG_KEYS = ("geometry", "competition", "emit", "absorb", "rules")
-RULE_KEYS = ("parent", "partner", "type", "radius_nm", "threshold", "geometry")
+RULE_KEYS = ("parent", "partner", "type", "radius_nm", "threshold", "geometry", "min_size_nm3")
 DEFAULT_GEOMETRY = "3d"
 DEFAULT_THRESHOLD = 0.5
 
@@ -134,6 +134,7 @@ def _rule(item: Any, index: int, geometry: str, known: Sequence[str]) -> Interac
         radius_nm=item["radius_nm"],
         threshold=item.get("threshold", DEFAULT_THRESHOLD),
         geometry=item.get("geometry") or geometry,
+        min_size_nm3=item.get("min_size_nm3", 0.0),
         where=where,
     )
     _check_title(rule.parent, where, known)

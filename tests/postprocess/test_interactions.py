@@ -242,6 +242,8 @@ def test_uint8_threshold_is_scaled_to_255() -> None:
         ({"type": 2}, "colocalize (0) or avoid (1)"),
         ({"geometry": "4d"}, "2d or 3d"),
         ({"partner": "A"}, "itself"),
+        ({"min_size_nm3": -5}, "min_size_nm3 should be >= 0"),
+        ({"min_size_nm3": "big"}, "min_size_nm3 should be a number"),
     ],
 )
 def test_bad_rules_are_config_errors(kwargs: dict, message: str) -> None:
@@ -260,6 +262,49 @@ def test_spellings_and_group_dict_round_trip() -> None:
         0.4,
         "2d",
     )
+    assert "min_size_nm3" not in Interaction("A", "B", 1, 10).as_group_dict()  # the original's keys
+    dusty = Interaction.from_group(Interaction("A", "B", 1, 10, min_size_nm3=500).as_group_dict())
+    assert dusty.min_size_nm3 == 500
+
+
+def _membrane_and_speck() -> np.ndarray:
+    """A (20, 40, 40) partner: a 40×40-voxel sheet at z = 2 and a 2×2×2 speck at z = 15."""
+    partner = np.zeros((20, 40, 40), np.uint8)
+    partner[2] = 255
+    partner[15:17, 20:22, 20:22] = 200
+    return partner
+
+
+@pytest.mark.parametrize("geometry", ["2d", "3d"])
+def test_min_size_ignores_small_partner_pieces(geometry: str) -> None:
+    """A speck (8 voxels) no longer counts as partner; the sheet (1,600 voxels) still does."""
+    partner = _membrane_and_speck()
+    near_speck = (15, 20, 29)  # 8 px from the speck's edge in the same slice, far from the sheet
+    near_sheet = (2, 5, 5)
+    for voxel_A, min_size, speck_counts in [
+        (10.0, 0, True),  # off: the original's behaviour
+        (10.0, 8, True),  # 8 voxels × 1 nm³ = 8 nm³, not smaller than 8
+        (10.0, 9, False),
+        (20.0, 64, True),  # voxel size scales the volume: 8 × 8 nm³
+        (20.0, 65, False),
+    ]:
+        rule = Interaction("A", "B", "avoid", 9.0 * voxel_A / 10, geometry=geometry,
+                           min_size_nm3=min_size)  # fmt: skip
+        parent = np.full(partner.shape, 100, np.uint8)
+        apply_interaction(parent, partner, rule, voxel_A)
+        assert parent[near_sheet] == 0, (voxel_A, min_size)
+        assert (parent[near_speck] == 0) == speck_counts, (voxel_A, min_size)
+    assert partner.max() == 255 and (partner == 200).sum() == 8  # the partner is not changed
+
+
+def test_min_size_on_colocalize_drops_what_only_a_speck_kept() -> None:
+    partner = _membrane_and_speck()
+    rule = Interaction("A", "B", "colocalize", 5.0, min_size_nm3=100)
+    parent = np.full(partner.shape, 0.7, np.float32)
+    apply_interaction(parent, partner, rule, 10.0)
+    assert parent[15, 20, 24] == 0  # beside the speck: gone
+    assert parent[6, 30, 30] == np.float32(0.7)  # 4 nm above the sheet: kept
+    assert parent[8, 30, 30] == 0  # 6 nm above it: outside R
 
 
 def test_shape_mismatch_and_read_only_parent_are_input_errors() -> None:

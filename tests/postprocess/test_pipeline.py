@@ -163,11 +163,15 @@ def test_antibody_platforms_is_the_papers_figure_3c_set() -> None:
     cfg = _interactions("antibody_platforms")
     fn = build_postprocess(cfg, _meta())
     assert (fn.emit, fn.absorb) == (("Carbon",), ("Membrane",))
-    got = [(r.parent, r.partner, r.type, r.radius_nm, r.threshold, r.geometry) for r in fn.rules]
+    got = [
+        (r.parent, r.partner, r.type, r.radius_nm, r.threshold, r.geometry, r.min_size_nm3)
+        for r in fn.rules
+    ]
     assert got == [
-        ("Membrane", "Carbon", "avoid", 10.0, 0.5, "3d"),
-        ("Antibody", "Membrane", "avoid", 10.0, 0.5, "3d"),
-        ("Antibody", "Membrane", "colocalize", 30.0, 0.5, "3d"),
+        ("Membrane", "Carbon", "avoid", 10.0, 0.5, "3d", 0.0),
+        # + our dust rule: membrane pieces under 1,000 nm³ are not membrane
+        ("Antibody", "Membrane", "avoid", 10.0, 0.5, "3d", 1000.0),
+        ("Antibody", "Membrane", "colocalize", 30.0, 0.5, "3d", 1000.0),
     ]
     assert build_postprocess(OmegaConf.create(cfg), _meta()).rules == fn.rules  # DictConfig
     flat = build_postprocess(_interactions("antibody_platforms_2d"), _meta())
@@ -182,9 +186,11 @@ def test_every_named_set_builds_for_the_demo_titles() -> None:
 
 
 def test_antibody_platforms_keeps_platforms_near_membranes() -> None:
-    """3d end to end on a membrane plane: antibody survives only 10 < d <= 30 nm from it."""
-    membrane = np.zeros((41, 4, 4), np.uint8)
-    membrane[0] = 255
+    """3d end to end on a membrane plane: antibody survives only 10 < d <= 30 nm from it, and
+    a membrane speck (8 nm³, under the set's 1,000 nm³) neither removes nor keeps anything."""
+    membrane = np.zeros((41, 40, 40), np.uint8)
+    membrane[0] = 255  # a 1,600 nm³ sheet at 10 Å
+    membrane[20:22, 30:32, 30:32] = 255
     preds = {
         "Membrane": membrane,
         "Carbon": np.zeros_like(membrane),
@@ -193,3 +199,4 @@ def test_antibody_platforms_keeps_platforms_near_membranes() -> None:
     out = build_postprocess(_interactions("antibody_platforms"), _meta())(preds, 10.0)
     kept = np.nonzero(out["Antibody"][:, 0, 0])[0]
     np.testing.assert_array_equal(kept, np.arange(11, 31))
+    np.testing.assert_array_equal(out["Antibody"][:, 30, 30], out["Antibody"][:, 0, 0])
