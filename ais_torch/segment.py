@@ -318,12 +318,16 @@ def _announce_memory(
     import resource
 
     data_bytes = memory_estimate(runs, biggest, options, in_memory=hook is not None)
+    extra_per_voxel = getattr(hook, "working_bytes_per_voxel", lambda: 0)()
+    data_bytes += extra_per_voxel * _n(biggest)
     network = max(runs, key=lambda r: r.network_bytes)
     on_gpu = any(getattr(r, "is_cuda", False) for r in runners)
     # what this process already holds: Python, PyTorch, the models' weights (Linux: KiB)
     runtime = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     slab = slab_for(options, biggest)
     whole = ", whole predictions for post-processing" if hook is not None else ""
+    if extra_per_voxel:
+        whole += f" + {extra_per_voxel} B/voxel to find partner pieces"
     hp, wp = network.recipe.padded_shape if network.grid is None else (network.grid.box,) * 2
     total = data_bytes + runtime + (0 if on_gpu else network.network_bytes)
     mb = 2**20

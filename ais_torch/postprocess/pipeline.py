@@ -35,6 +35,7 @@ CONFIG_KEYS = ("geometry", "competition", "emit", "absorb", "rules")
 RULE_KEYS = ("parent", "partner", "type", "radius_nm", "threshold", "geometry", "min_size_nm3")
 DEFAULT_GEOMETRY = "3d"
 DEFAULT_THRESHOLD = 0.5
+DUST_BYTES_PER_VOXEL = 5
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class PostProcess:
             for a, r in competing_pairs(self.emit, self.absorb).items()
         ]
         return lines + [f"interaction {i + 1}: {r.describe()}" for i, r in enumerate(self.rules)]
+
+    def working_bytes_per_voxel(self) -> int:
+        """Bytes per tomogram voxel the steps hold beyond the predictions: a rule with
+        ``min_size_nm3`` labels its partner's pieces over the whole volume (bool + int32);
+        the other steps work slice by slice."""
+        return DUST_BYTES_PER_VOXEL if any(r.min_size_nm3 > 0 for r in self.rules) else 0
 
     def titles(self) -> set[str]:
         return {*self.emit, *self.absorb, *(t for r in self.rules for t in (r.parent, r.partner))}

@@ -175,3 +175,17 @@ def test_data_forms_folder_glob_list_and_each_read_once(
     assert [p.name for p in by_folder] == [p.name for p in by_glob] == three
     assert [p.name for p in by_list] == ["t2.mrc", "t0.mrc"]
     assert resolve_data([str(tomo_dir / "t1.mrc"), str(tomo_dir)])[0].name == "t1.mrc"
+
+
+def test_memory_line_counts_the_partner_piece_labels(
+    tmp_path: Path, tomo_dir: Path, two_scnm: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule with min_size_nm3 labels the partner over the whole tomogram; the printed bound
+    says so (5 bytes per voxel more)."""
+    rule = {"parent": "Membrane", "partner": "Carbon", "type": "avoid", "radius_nm": 10}
+    for min_size, said in ((0, False), (100, True)):
+        segment(two_scnm, tomo_dir / "t0.mrc", tmp_path / f"m{min_size}", progress=False,
+                interactions={"rules": [rule | {"min_size_nm3": min_size}]})  # fmt: skip
+        err = capsys.readouterr().err
+        assert "memory: ~" in err
+        assert ("+ 5 B/voxel to find partner pieces" in err) == said
