@@ -239,7 +239,8 @@ def without_small_pieces(
     sizes_nm3 = np.bincount(labels.ravel(), minlength=n + 1) * voxel_volume
     small = sizes_nm3 < min_size_nm3 * (1 - _TOLERANCE)
     small[0] = False
-    mask[small[labels]] = False
+    for z in range(mask.shape[0]):  # slice by slice: no third whole-volume array
+        mask[z][small[labels[z]]] = False
     return mask
 
 
