@@ -156,9 +156,11 @@ def info_group(path: Path) -> list[str]:
     lines.append(f"interactions:  {len(interactions) or 'none'}")
     for item in interactions:
         kind = INTERACTION_TYPES[item["type"]]
+        dust = item.get("min_size_nm3")
         lines.append(
             f"  {item['parent_title']} {kind} {item['partner_title']}: "
             f"radius {item['radius']} nm, threshold {item['threshold']}"
+            + (f", partner pieces < {dust} nm³ ignored" if dust else "")
         )
     lines.append(f"{'safety:':<15}passed ({SAFE_SCNM}; only *.scnm and interactions inside)")
     return lines

@@ -117,11 +117,12 @@ def test_info_onnx_and_group(
 
     group = tmp_path / "g.scnmgroup"
     link = {"parent_title": "Membrane", "partner_title": "Membrane", "type": 1, "radius": 5,
-            "threshold": 0.5}  # fmt: skip
+            "threshold": 0.5, "min_size_nm3": 1000}  # fmt: skip
     write_scnmgroup(group, [ours], [link])
     assert models_main(["info", str(group)]) == 0
     out = capsys.readouterr().out
     assert "g_model_0.scnm" in out and "Membrane avoid Membrane" in out and "passed" in out
+    assert "partner pieces < 1000 nm³ ignored" in out
 
 
 def test_info_malicious_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,6 +56,11 @@ def _check_interaction(item: Any, where: str) -> dict[str, Any]:
             raise ModelFormatError(f"{where}: interaction '{key}' should be a number ({item!r})")
         out[key] = float(value)
     out["type"] = int(kind)
+    dust = out.get("min_size_nm3", 0)  # ours, optional: partner pieces below it are ignored
+    if isinstance(dust, bool) or not isinstance(dust, int | float) or not 0 <= dust < float("inf"):
+        raise ModelFormatError(
+            f"{where}: interaction 'min_size_nm3' should be a number >= 0 (nm³) ({item!r})"
+        )
     return out
 
 
@@ -102,7 +107,9 @@ def write_scnmgroup(
     checked = [_check_interaction(i, str(path)) for i in interactions]
     _link(checked, titles, str(path))
     keys = ("parent_title", "partner_title", "type", "radius", "threshold")
-    plain = [{k: i[k] for k in keys} for i in checked]
+    # the original's keys exactly; our min_size_nm3 only where set (the original ignores it)
+    plain = [{k: i[k] for k in keys} | ({"min_size_nm3": i["min_size_nm3"]}
+             if i.get("min_size_nm3") else {}) for i in checked]  # fmt: skip
     with atomic_output(path) as tmp, tarfile.open(tmp, mode="w") as tar:
         for i, model_path in enumerate(model_paths):
             info = tar.gettarinfo(str(model_path), arcname=f"{group}_model_{i}.scnm")

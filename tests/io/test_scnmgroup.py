@@ -81,6 +81,19 @@ def test_bad_interaction_type(three: list[Path], tmp_path: Path) -> None:
         write_scnmgroup(tmp_path / "g.scnmgroup", three, [{**INTERACTIONS[0], "type": 7}])
 
 
+def test_min_size_is_kept_only_where_set(three: list[Path], tmp_path: Path) -> None:
+    """Our optional key rides along; rules without it stay the original's five keys."""
+    rules = [{**INTERACTIONS[0], "min_size_nm3": 1000}, INTERACTIONS[1]]
+    group = write_scnmgroup(tmp_path / "g.scnmgroup", three, rules)
+    with tarfile.open(group) as tar:
+        stored = json.loads(tar.extractfile("g_interactions.json").read())  # type: ignore[union-attr]
+    assert stored[0]["min_size_nm3"] == 1000 and set(stored[1]) == set(INTERACTIONS[1])
+    _, links = read_scnmgroup(group, load_weights=False)
+    assert links[0]["min_size_nm3"] == 1000
+    with pytest.raises(ModelFormatError, match="min_size_nm3"):
+        write_scnmgroup(tmp_path / "h.scnmgroup", three, [{**INTERACTIONS[0], "min_size_nm3": -1}])
+
+
 @pytest.mark.parametrize(
     "name", ["../evil.scnm", "/tmp/evil.scnm", "sub/evil.scnm", "evil.py", "run.sh"]
 )
