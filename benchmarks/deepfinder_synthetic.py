@@ -97,12 +97,16 @@ def vote(picks_xyz: np.ndarray, classes: dict[int, np.ndarray], radius_px: float
     sums first divided by their mean over all picks (0 where no class responds)."""
     if len(picks_xyz) == 0:
         return np.zeros(0, dtype=int)
-    shape = next(iter(classes.values())).shape
-    zz, yy, xx = np.indices(shape, sparse=True)
+    shape = np.asarray(next(iter(classes.values())).shape)
     sums = np.zeros((len(picks_xyz), len(classes)))
     for i, (x, y, z) in enumerate(picks_xyz):
+        centre = np.array([z, y, x])
+        lo = np.maximum(np.floor(centre - radius_px), 0).astype(int)
+        hi = np.minimum(np.floor(centre + radius_px).astype(int) + 1, shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        zz, yy, xx = np.ogrid[box]  # only the voxels that can lie within the radius
         near = (zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= radius_px**2
-        sums[i] = [float(v[near].sum()) for v in classes.values()]
+        sums[i] = [float(v[box][near].sum()) for v in classes.values()]
     sums /= np.maximum(sums.mean(axis=0, keepdims=True), 1e-9)
     labels = np.asarray(list(classes))[sums.argmax(axis=1)]
     return np.where(sums.max(axis=1) > 0, labels, 0)
@@ -186,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     theirs = {n: read_objlist(DATA / f"{n}_objlist_deepfinder_prediction.csv") for n in TEST}
     their_labels = read_labels("tomo10", "deepfinder_prediction")
     none = np.zeros((0, 3))
+    ours = {(n, c): read_volume(args.work / "segmented" / f"{n}_tomogram__{title(c)}.mrc")
+            for n in TEST for c in classes}  # fmt: skip
     voted: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (picks, their classes)
     detection = {"tp": 0, "picks": 0, "true": 0}
     for name in TEST if args.detect else ():
@@ -195,19 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         s = score_picks(picks, every, MATCH_PX)
         detection = {"tp": detection["tp"] + s.tp, "picks": detection["picks"] + s.n_picks,
                      "true": detection["true"] + len(every)}  # fmt: skip
-        responses = {
-            c: np.asarray(
-                read_volume(args.work / "segmented" / f"{name}_tomogram__{title(c)}.mrc").data,
-                dtype=np.float32,
-            )
-            for c in classes
-        }
+        responses = {c: np.asarray(ours[name, c].data, dtype=np.float32) for c in classes}
         voted[name] = (picks, vote(picks, responses, args.vote_radius))
     for c in classes:
         row: dict[str, float | int | str] = {"class": c}
         ours_dice, ours_tp, ours_picks, df_tp, df_picks, n_true = [], 0, 0, 0, 0, 0
         for name in TEST:
-            seg = read_volume(args.work / "segmented" / f"{name}_tomogram__{title(c)}.mrc")
+            seg = ours[name, c]
             data = np.asarray(seg.data)
             ours_dice.append(dice_iou(data >= 128, labels[name] == c)[0])
             truth = truths[name].get(c, none)

@@ -107,9 +107,12 @@ def write_scnmgroup(
     checked = [_check_interaction(i, str(path)) for i in interactions]
     _link(checked, titles, str(path))
     keys = ("parent_title", "partner_title", "type", "radius", "threshold")
-    # the original's keys exactly; our min_size_nm3 only where set (the original ignores it)
-    plain = [{k: i[k] for k in keys} | ({"min_size_nm3": i["min_size_nm3"]}
-             if i.get("min_size_nm3") else {}) for i in checked]  # fmt: skip
+    plain = []
+    for item in checked:
+        entry = {k: item[k] for k in keys}  # the original's keys exactly
+        if item.get("min_size_nm3"):  # ours, only where set (the original ignores it)
+            entry["min_size_nm3"] = item["min_size_nm3"]
+        plain.append(entry)
     with atomic_output(path) as tmp, tarfile.open(tmp, mode="w") as tar:
         for i, model_path in enumerate(model_paths):
             info = tar.gettarinfo(str(model_path), arcname=f"{group}_model_{i}.scnm")
