@@ -20,9 +20,9 @@ def load_model(path: str) -> torch.nn.Module:
     the matching ais_torch architecture with the Keras weights (ready for fine-tuning), or as a
     generic graph module when no architecture matches. Either way the metadata (title, colour,
     apix, box size, threshold, ...) is ``model.metadata``, a
-    :class:`ais_torch.io.scnm.ModelMetadata`.
+    :class:`ais_torch.formats.scnm.ModelMetadata`.
     """
-    from ais_torch.io.scnm import load_scnm
+    from ais_torch.formats.scnm import load_scnm
 
     model, metadata = load_scnm(path)
     model.metadata = metadata

@@ -1,7 +1,8 @@
 """Errors a user can act on.
 
 Every message is one line that names the file (or setting) at fault and what to do about it.
-Command-line shells print ``AisError`` without a traceback (see :func:`ais_torch.cli.run_cli`).
+Command-line shells print ``AisError`` without a traceback
+(see :func:`ais_torch.commands.shell.run_cli`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import tracemalloc
 
 import numpy as np
 
-from ais_torch.postprocess.interactions import Interaction, apply_interaction
+from ais_torch.interactions.rules import Interaction, apply_interaction
 
 shape = tuple(int(v) for v in sys.argv[1:4]) if len(sys.argv) > 3 else (128, 512, 512)
 rng = np.random.default_rng(0)

@@ -45,7 +45,7 @@ def title(c: int) -> str:
 
 
 def read_labels(name: str, kind: str = "groundtruth") -> np.ndarray:
-    from ais_torch.io.mrc import read_volume
+    from ais_torch.formats.mrc import read_volume
 
     path = DATA / f"{name}_labels_{kind}.mrc"
     return np.asarray(read_volume(path, check_finite=False).data)
@@ -63,7 +63,7 @@ def read_objlist(path: Path) -> dict[int, np.ndarray]:
 
 def write_class_labels(work: Path, classes: tuple[int, ...]) -> dict[int, list[Path]]:
     """One 0/1 int8 label volume per training tomogram and class."""
-    from ais_torch.io.mrc import write_volume
+    from ais_torch.formats.mrc import write_volume
 
     paths: dict[int, list[Path]] = {c: [] for c in classes}
     for name in TRAIN:
@@ -81,7 +81,7 @@ DETECTOR = "particle"
 
 def write_union_labels(work: Path) -> list[Path]:
     """One 0/1 int8 volume per training tomogram: any particle of any class."""
-    from ais_torch.io.mrc import write_volume
+    from ais_torch.formats.mrc import write_volume
 
     paths = []
     for name in TRAIN:
@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     if not DATA.is_dir():
         parser.error(f"{DATA} not found")
 
-    from ais_torch.io.mrc import read_volume
-    from ais_torch.postprocess.pick_metrics import dice_iou, score_picks
-    from ais_torch.postprocess.picking import PickSettings, pick_array
-    from ais_torch.segment import segment
+    from ais_torch.commands.segment import segment
+    from ais_torch.evaluation.metrics import dice_iou, score_picks
+    from ais_torch.formats.mrc import read_volume
+    from ais_torch.picking.settings import PickSettings, pick_array
 
     classes = tuple(args.classes)
     t0 = time.perf_counter()

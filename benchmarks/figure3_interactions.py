@@ -73,7 +73,7 @@ def variants(name: str) -> list[tuple[str, dict]]:
 
 def score(picks_xyz: np.ndarray, truth_xyz: np.ndarray) -> tuple[int, int]:
     """(true positives, false positives) with one-to-one matching within MATCH_PX."""
-    from ais_torch.postprocess.pick_metrics import score_picks
+    from ais_torch.evaluation.metrics import score_picks
 
     s = score_picks(picks_xyz, truth_xyz, max_distance=MATCH_PX)
     return s.tp, s.n_picks - s.tp
@@ -94,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
-    from ais_torch.data.synthetic import write_demo
-    from ais_torch.io.coordinates import read_coordinates_tsv
-    from ais_torch.io.mrc import read_volume
-    from ais_torch.io.scnm import read_metadata
-    from ais_torch.postprocess.picking import PickSettings, pick_array
-    from ais_torch.postprocess.pipeline import build_postprocess
-    from ais_torch.segment import segment
+    from ais_torch.commands.segment import segment
+    from ais_torch.formats.coordinates import read_coordinates_tsv
+    from ais_torch.formats.mrc import read_volume
+    from ais_torch.formats.scnm import read_metadata
+    from ais_torch.interactions.plan import build_postprocess
+    from ais_torch.picking.settings import PickSettings, pick_array
+    from ais_torch.training.synthetic import write_demo
 
     if args.train:
         train_missing(args.models)

@@ -41,7 +41,7 @@ def make_tomogram(path: Path, n_slices: int) -> Path:
     import numpy as np
     from scipy.ndimage import gaussian_filter
 
-    from ais_torch.io.mrc import write_volume
+    from ais_torch.formats.mrc import write_volume
 
     rng = np.random.default_rng(0)
     vol = gaussian_filter(rng.normal(size=(n_slices, *SHAPE_YX)).astype(np.float32), 1.0)
@@ -53,7 +53,7 @@ def make_model(arch: str, folder: Path) -> Path:
     if arch == "vggnet_m-original":
         return REFERENCE_MODEL
     from ais_torch import archs
-    from ais_torch.io.scnm import ModelMetadata, save_scnm
+    from ais_torch.formats.scnm import ModelMetadata, save_scnm
 
     net = archs.build(arch).eval()
     meta = ModelMetadata(
@@ -75,8 +75,8 @@ def flops_per_slice(model: Path) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ais_torch.inference.inputs import load_models
-    from ais_torch.inference.predict import padding_for
+    from ais_torch.segmentation.loading import load_models
+    from ais_torch.segmentation.preview import padding_for
 
     loaded = load_models(str(model))[0][0]
     net = loaded.module.eval()
@@ -103,7 +103,7 @@ def matmul_ceiling(dtype_name: str, n: int = 2048, repeats: int = 5) -> float:
 def child(args: argparse.Namespace) -> None:
     """One end-to-end segmentation in this process; prints a JSON line with its numbers."""
     started = time.perf_counter()
-    from ais_torch.segment import segment
+    from ais_torch.commands.segment import segment
 
     imported = time.perf_counter()
     report = segment(
@@ -260,7 +260,7 @@ def main() -> None:
                     continue  # onnxruntime runs the exported float32 graph
                 args.backend, args.precision, args.compile = backend, precision, compiled
                 if backend == "onnx":  # export once, outside the timing (cached by hash)
-                    from ais_torch.inference.inputs import as_onnx, load_models
+                    from ais_torch.segmentation.loading import as_onnx, load_models
 
                     as_onnx(load_models(str(model))[0][0])
                 out = tmp / f"out_{arch}_{backend}_{precision}"

@@ -6,7 +6,7 @@ Example: ``python scripts/view.py data=segmented/ screenshot=scene.png``
 
 import sys
 
-from ais_torch.view import main
+from ais_torch.commands.view import main
 
 if __name__ == "__main__":
     sys.exit(main())

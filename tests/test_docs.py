@@ -28,6 +28,10 @@ AIS_COMMANDS = [(p, c) for p, c in COMMANDS if re.match(r"(python\d? )?-m ais_to
                 or c.startswith("python -m ais_torch.")]  # fmt: skip
 
 
+COMMAND_OF = {"models": "inspect"}
+"""``python -m ais_torch.models`` is the old spelling of the ``inspect`` command."""
+
+
 def _app_and_args(command: str) -> tuple[str, list[str]]:
     words = shlex.split(command)
     index = words.index("-m")
@@ -46,13 +50,13 @@ def test_documented_command_is_valid(page: str, command: str) -> None:
     if app in HYDRA_APPS:
         sub, name = HYDRA_APPS[app]
         if app == "segment":
-            from ais_torch.segment import _alias_argv
+            from ais_torch.commands.segment import _alias_argv
 
             args = _alias_argv(args)
         with initialize_config_dir(str(config_dir() / sub), version_base="1.3"):
             compose(name, overrides=args, return_hydra_config=True)
     elif app in SMALL_APPS:
-        module = importlib.import_module(f"ais_torch.{app}")
+        module = importlib.import_module(f"ais_torch.commands.{COMMAND_OF.get(app, app)}")
         keys = getattr(module, "_KEYS", ())
         for arg in args:
             key, sep, _ = arg.partition("=")

@@ -170,7 +170,7 @@ def _copy(src: Path, dst: Path) -> None:
 
 def _segmentation(ctx: Context, tomo: str, feature: str, dst: Path) -> None:
     """A 0–255 segmentation like ``ais_torch.segment`` writes, from the demo's true labels."""
-    from ais_torch.io.mrc import read_volume, write_volume
+    from ais_torch.formats.mrc import read_volume, write_volume
 
     truth = read_volume(ctx.demo / "truth" / f"{tomo}__{feature}.mrc")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -184,9 +184,9 @@ def _models(ctx: Context, ws: Path, *titles: str) -> None:
 
 
 def _setup_readme(ctx: Context, ws: Path) -> dict[str, str]:
-    from ais_torch.data.boxes import extract_boxes
-    from ais_torch.io.mrc import read_volume
-    from ais_torch.io.scnt import write_scnt
+    from ais_torch.formats.mrc import read_volume
+    from ais_torch.formats.scnt import write_scnt
+    from ais_torch.training.boxes import extract_boxes
 
     _models(ctx, ws, "Membrane", "Carbon", "Antibody")
     _copy(ctx.demo / "tomo_00.mrc", ws / "tomograms" / "tomo_00.mrc")
@@ -251,7 +251,7 @@ def _setup_plugins(ctx: Context, ws: Path) -> dict[str, str]:
 
 
 def _setup_segmentation(ctx: Context, ws: Path) -> dict[str, str]:
-    from ais_torch.io.scnmgroup import write_scnmgroup
+    from ais_torch.formats.scnmgroup import write_scnmgroup
 
     _models(ctx, ws, "Membrane", "Carbon", "Antibody")
     for dst, src in (
@@ -437,7 +437,7 @@ RUNNABLE = [c for commands in _runnable().values() for c in commands]
 
 @pytest.fixture(scope="module")
 def doc_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[DocCommand, Run]:
-    from ais_torch.data.synthetic import write_demo
+    from ais_torch.training.synthetic import write_demo
 
     root = tmp_path_factory.mktemp("docs_run")
     demo = root / "demo_data"

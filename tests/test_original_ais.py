@@ -25,10 +25,10 @@ from scipy import ndimage
 import ais_torch
 from ais_torch import archs
 from ais_torch.archs.presets import PRESETS as PRESETS_ALL
-from ais_torch.inference.ais_compat import segment_like_ais
-from ais_torch.io.keras_write import write_original_scnm
-from ais_torch.io.mrc import read_volume, write_volume
-from ais_torch.io.scnm import ModelMetadata
+from ais_torch.formats.keras.write import write_original_scnm
+from ais_torch.formats.mrc import read_volume, write_volume
+from ais_torch.formats.scnm import ModelMetadata
+from ais_torch.segmentation.preprocess import segment_like_ais
 
 ORIGINAL_PYTHON = Path(
     os.environ.get("AIS_ORIGINAL_PYTHON", "/root/.cache/ais-original/bin/python")

@@ -1,1 +1,0 @@
-"""Applying trained models to slices and volumes."""

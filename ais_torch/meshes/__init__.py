@@ -1,0 +1,1 @@
+"""Segmentation volumes → triangle meshes (``.obj``), one surface per connected piece."""

@@ -1,0 +1,1 @@
+"""Particle picking from segmentations: the paper's watershed, the original's blobs, filaments."""

@@ -1,0 +1,255 @@
+"""What to segment with what: model files and tomogram lists as the user types them.
+
+Models: a ``.scnm`` (ours or the original's), a ``.scnmgroup`` (several models + their
+interactions), an ``.onnx`` exported by ais_torch, or a bare Keras ``.h5``; several as a list
+or comma-separated. Data: an MRC file, a folder (its ``*.mrc``/``*.rec``/``*.map``), a glob, or
+a ``.txt`` list of paths (one per line, ``#`` comments, relative to the list's folder).
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ais_torch.errors import AisInputError, ConfigError, ModelFormatError
+from ais_torch.formats.mrc import MRC_SUFFIXES
+from ais_torch.formats.naming import result_name
+
+log = logging.getLogger("ais_torch.segmentation.loading")
+
+MODEL_SUFFIXES = (".scnm", ".scnmgroup", ".onnx", ".h5")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class LoadedModel:
+    """One model ready for the engine: the network (torch or ONNX) and what it expects."""
+
+    title: str
+    metadata: Any
+    source: Path
+    module: Any = None
+    """``torch.nn.Module`` (None for an ``.onnx`` file)."""
+    onnx: Any = None
+    """:class:`~ais_torch.formats.onnx.OnnxModel` when running through onnxruntime."""
+    depth: int = 1
+    """Input z-slices: 1 = 2D, odd > 1 = 2.5D (slices as channels) or a 3D slab."""
+    is_3d: bool = False
+    """True: input ``(B, 1, D, H, W)``; False: ``(B, D, H, W)``."""
+    multiple: int = 1
+    """Height and width must be multiples of this (pooling depth)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pad_multiple(self) -> int:
+        """The original pads to a multiple of 32; deeper networks need their own multiple too."""
+        return math.lcm(32, max(1, int(self.multiple)))
+
+
+def as_list(spec: Any) -> list[str]:
+    """``"a,b"``, ``["a", "b"]``, a Path or a Hydra ListConfig → ``["a", "b"]``."""
+    if spec is None:
+        return []
+    if isinstance(spec, str | os.PathLike):
+        return [s.strip() for s in str(spec).split(",") if s.strip()]
+    out: list[str] = []
+    for item in spec:
+        out.extend(as_list(item))
+    return out
+
+
+def _module_is_3d(module: Any) -> bool:
+    graph = getattr(module, "graph", None)
+    if graph is not None and int(getattr(graph, "n_spatial", 2)) == 3:
+        return True
+    return int(getattr(module, "n_spatial_dims", 2)) == 3
+
+
+def _finish(model: LoadedModel, depth_override: int | None) -> LoadedModel:
+    meta = model.metadata
+    if str((meta.extra or {}).get("dimensionality", "")) == "3":
+        model.is_3d = True
+    depth = int(depth_override or getattr(meta, "model_depth", 1) or 1)
+    if depth < 1 or depth % 2 == 0:
+        raise ModelFormatError(
+            f"{model.source}: model_depth {depth} must be an odd number >= 1 (slices around z)"
+        )
+    model.depth = depth
+    return model
+
+
+def _from_module(module: Any, meta: Any, source: Path) -> LoadedModel:
+    return LoadedModel(
+        title=str(meta.title),
+        metadata=meta,
+        source=source,
+        module=module,
+        is_3d=_module_is_3d(module),
+        multiple=int(getattr(module, "min_size_multiple", 1) or 1),
+    )
+
+
+def _load_onnx(path: Path) -> LoadedModel:
+    from ais_torch.formats.onnx import OnnxModel
+
+    om = OnnxModel(path, providers=None)
+    shape = om.session.get_inputs()[0].shape
+    return LoadedModel(
+        title=str(om.metadata.title),
+        metadata=om.metadata,
+        source=path,
+        onnx=om,
+        is_3d=len(shape) == 5,
+        multiple=om.min_size_multiple,
+    )
+
+
+def _load_h5(path: Path) -> LoadedModel:
+    from ais_torch.formats.keras.read import load_keras_model
+    from ais_torch.formats.scnm import ModelMetadata
+
+    module = load_keras_model(str(path))
+    meta = ModelMetadata(title=path.stem, model_depth=1)
+    return _from_module(module, meta, path)
+
+
+def load_models(
+    spec: Any, *, model_depth: int | None = None
+) -> tuple[list[LoadedModel], list[dict[str, Any]]]:
+    """Open every model named in ``spec``; returns ``(models, interactions from groups)``.
+
+    Titles must be unique: they name the output files and the interaction rules.
+    """
+    import ais_torch
+    from ais_torch.formats.scnmgroup import read_scnmgroup
+
+    paths = as_list(spec)
+    if not paths:
+        raise ConfigError("no model given; set model=PATH (.scnm, .scnmgroup, .onnx or .h5)")
+    models: list[LoadedModel] = []
+    interactions: list[dict[str, Any]] = []
+    for text in paths:
+        path = Path(text).expanduser()
+        suffix = path.suffix.lower()
+        if suffix not in MODEL_SUFFIXES:
+            raise AisInputError(
+                f"{path}: not a model file; expected one of {', '.join(MODEL_SUFFIXES)}"
+            )
+        if not path.is_file():
+            raise AisInputError(f"{path}: model file not found; check the path")
+        if suffix == ".scnmgroup":
+            group, links = read_scnmgroup(path)
+            models.extend(_from_module(m, meta, path) for m, meta in group)
+            interactions.extend(links)
+        elif suffix == ".onnx":
+            models.append(_load_onnx(path))
+        elif suffix == ".h5":
+            models.append(_load_h5(path))
+        else:
+            module = ais_torch.load_model(str(path))
+            models.append(_from_module(module, module.metadata, path))
+    models = [_finish(m, model_depth) for m in models]
+    titles = [m.title for m in models]
+    dupes = sorted({t for t in titles if titles.count(t) > 1})
+    if dupes:
+        raise ConfigError(
+            f"models share the title(s) {', '.join(dupes)}; outputs <tomogram>__<title>.mrc "
+            "would collide — give each model its own title"
+        )
+    return models, interactions
+
+
+def onnx_cache_dir() -> Path:
+    root = os.environ.get("AIS_TORCH_CACHE") or Path.home() / ".cache" / "ais_torch"
+    return Path(root) / "onnx"
+
+
+def as_onnx(model: LoadedModel) -> LoadedModel:
+    """Run ``model`` through onnxruntime: export once to a cache keyed by the file's hash."""
+    if model.onnx is not None:
+        return model
+    from ais_torch.formats.onnx import OnnxModel, export_onnx
+
+    digest = hashlib.sha256(model.source.read_bytes()).hexdigest()[:20]
+    target = onnx_cache_dir() / f"{digest}_{model.title}.onnx"
+    if not target.is_file():
+        log.info("exporting %s to ONNX (%s), once", model.title, target)
+        export_onnx(model.module, model.metadata, target)
+    om = OnnxModel(target)
+    return LoadedModel(
+        title=model.title,
+        metadata=model.metadata,
+        source=model.source,
+        onnx=om,
+        depth=model.depth,
+        is_3d=model.is_3d,
+        multiple=model.multiple,
+    )
+
+
+def _is_mrc(path: Path) -> bool:
+    return path.suffix.lower() in MRC_SUFFIXES and not path.name.startswith(".")
+
+
+def resolve_data(spec: Any) -> list[Path]:
+    """Tomogram paths from files, folders, globs and ``.txt`` lists, in order, without repeats.
+
+    A named file that does not exist is kept (it fails alone when its turn comes, so a batch
+    goes on); a folder or glob that matches nothing is an error.
+    """
+    items = as_list(spec)
+    if not items:
+        raise ConfigError("no data given; set data=FILE, FOLDER, 'GLOB' or LIST.txt")
+    out: list[Path] = []
+    for text in items:
+        path = Path(text).expanduser()
+        if _GLOB_CHARS & set(text):
+            hits = sorted(Path(p) for p in globlib.glob(str(path)))
+            hits = [p for p in hits if p.is_file() and _is_mrc(p)]
+            if not hits:
+                raise AisInputError(f"{text}: no MRC files match this pattern")
+            out.extend(hits)
+        elif path.is_dir():
+            hits = sorted(p for p in path.iterdir() if p.is_file() and _is_mrc(p))
+            if not hits:
+                raise AisInputError(f"{path}: folder holds no {'/'.join(MRC_SUFFIXES[:3])} files")
+            out.extend(hits)
+        elif path.suffix.lower() == ".txt":
+            if not path.is_file():
+                raise AisInputError(f"{path}: list file not found; check the path")
+            for line in path.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    p = Path(line).expanduser()
+                    out.append(p if p.is_absolute() else path.parent / p)
+        else:
+            out.append(path)
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def output_name(tomogram: Path, title: str) -> str:
+    """``<tomogram stem>__<model title>.mrc``, as the original names segmentations."""
+    return result_name(tomogram, title)
+
+
+def check_titles_plain(models: Sequence[LoadedModel]) -> None:
+    """Titles become file names: refuse path separators."""
+    for m in models:
+        if not m.title or "/" in m.title or "\\" in m.title or m.title in (".", ".."):
+            raise ModelFormatError(
+                f"{m.source}: model title {m.title!r} cannot be used in a file name; retitle it"
+            )

@@ -1,0 +1,246 @@
+"""Lightning data module: .scnt sets and/or annotated tomograms → shuffled training batches.
+
+All init arguments are plain values so a Hydra config can build it directly. Like the original,
+there is no validation split by default; with ``val_fraction > 0`` the *boxes* (not their
+augmented copies, which would leak) are split, stratified so that both parts keep positives.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.formats.boxset import BoxSet
+from ais_torch.formats.mrc import read_volume
+from ais_torch.training.boxes import concat, extract_boxes
+from ais_torch.training.sampling import BoxSamples, TrainingSamples
+
+DEFAULT_BOX_SIZE = 64
+
+
+def _paths(value: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+class AisDataModule(pl.LightningDataModule):
+    """Training (and optional validation) batches of ``(x (B, D, S, S), y (B, 1, S, S))``.
+
+    Parameters
+    ----------
+    scnt
+        Training sets made by the original Ais or by ais_torch (``.scnt``).
+    tomograms, labels
+        Parallel lists: each tomogram with its label volume (0 negative, 1 feature, 2 ignore).
+    feature
+        Name of the feature annotated in ``labels``.
+    box_size
+        Box edge in pixels; ``None`` = the .scnt sets' box size, else 64.
+    apix
+        Target pixel size (Å); ``None`` = the first .scnt's, else the first tomogram's.
+    stride
+        Step between boxes on annotated slices (default ``box_size // 2``).
+    n_copies, excess_negative
+        Augmented copies per positive box and extra negatives in percent (see
+        :class:`~ais_torch.training.sampling.TrainingSamples`).
+    val_fraction
+        Fraction of boxes held out for validation (0 = none, like the original).
+    voxel_size_A
+        Voxel size for tomograms whose header has none.
+    depth, normalization
+        Box depth (odd) and tomogram normalisation for extraction (``"global_mad"``/``"none"``).
+    """
+
+    def __init__(
+        self,
+        scnt: Sequence[str] | str | None = None,
+        tomograms: Sequence[str] | str | None = None,
+        labels: Sequence[str] | str | None = None,
+        feature: str = "feature",
+        box_size: int | None = None,
+        apix: float | None = None,
+        stride: int | None = None,
+        n_copies: int = 10,
+        excess_negative: float = 30.0,
+        batch_size: int = 32,
+        val_fraction: float = 0.0,
+        num_workers: int = 0,
+        seed: int = 0,
+        voxel_size_A: float | None = None,
+        depth: int = 1,
+        normalization: str = "global_mad",
+    ) -> None:
+        super().__init__()
+        self.scnt_paths = _paths(scnt)
+        self.tomogram_paths = _paths(tomograms)
+        self.label_paths = _paths(labels)
+        if len(self.tomogram_paths) != len(self.label_paths):
+            raise ConfigError(
+                f"{len(self.tomogram_paths)} tomograms but {len(self.label_paths)} label volumes; "
+                "give one label volume per tomogram (same order)"
+            )
+        if not self.scnt_paths and not self.tomogram_paths:
+            raise ConfigError(
+                "no training data: give scnt=[...] and/or tomograms=[...] with labels=[...]"
+            )
+        if not 0.0 <= float(val_fraction) < 1.0:
+            raise ConfigError(f"val_fraction={val_fraction}: must be in [0, 1)")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size={batch_size}: must be ≥ 1")
+        self.feature = feature
+        self._box_size_arg = box_size
+        self._apix_arg = apix
+        self.stride = stride
+        self.n_copies = int(n_copies)
+        self.excess_negative = float(excess_negative)
+        self.batch_size = int(batch_size)
+        self.val_fraction = float(val_fraction)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.voxel_size_A = voxel_size_A
+        self.depth = int(depth)
+        self.normalization = normalization
+        self._boxset: BoxSet | None = None
+        self.train_boxes: BoxSet | None = None
+        self.val_boxes: BoxSet | None = None
+        self.train_dataset: TrainingSamples | None = None
+        self.val_dataset: BoxSamples | None = None
+
+    # -- building -------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read/extract all boxes once (idempotent), split them, build the datasets."""
+        if self._boxset is not None:
+            return
+        sets = [self._read_scnt(p) for p in self.scnt_paths]
+        box_size = self._box_size_arg or (sets[0].box_size if sets else DEFAULT_BOX_SIZE)
+        apix = self._apix_arg or (sets[0].apix if sets else None)
+        for tomo_path, label_path in zip(self.tomogram_paths, self.label_paths, strict=True):
+            tomo = read_volume(tomo_path, voxel_size_A=self.voxel_size_A, check_finite=False)
+            lab = read_volume(label_path, voxel_size_A=tomo.voxel_size_A, check_finite=False)
+            apix = apix or tomo.voxel_size_A
+            sets.append(
+                extract_boxes(
+                    tomo,
+                    lab,
+                    feature=self.feature,
+                    box_size=box_size,
+                    apix=apix,
+                    stride=self.stride,
+                    depth=self.depth,
+                    normalization=self.normalization,
+                )
+            )
+        boxset = concat(sets)
+        if len(boxset) == 0:
+            names = ", ".join(str(p) for p in self.label_paths + self.scnt_paths)
+            raise AisInputError(
+                f"{names}: no training boxes (no box holds a 1 or an annotated 0); annotate the "
+                "feature and some background"
+            )
+        train_idx, val_idx = split_boxes(boxset, self.val_fraction, self.seed)
+        self.train_boxes = boxset.subset(train_idx)
+        self.val_boxes = boxset.subset(val_idx) if len(val_idx) else None
+        self.train_dataset = TrainingSamples(
+            self.train_boxes, self.n_copies, self.excess_negative, seed=self.seed
+        )
+        self.val_dataset = BoxSamples(self.val_boxes) if self.val_boxes is not None else None
+        self._boxset = boxset
+
+    def _read_scnt(self, path: Path) -> BoxSet:
+        from ais_torch.formats.scnt import read_scnt
+
+        return read_scnt(path)
+
+    # -- what the trainer and the user see ----------------------------------------------
+
+    @property
+    def boxset(self) -> BoxSet:
+        """All boxes (training + validation) after :meth:`setup`."""
+        if self._boxset is None:
+            raise RuntimeError("AisDataModule: call setup() first")
+        return self._boxset
+
+    @property
+    def apix(self) -> float:
+        return self.boxset.apix
+
+    @property
+    def box_size(self) -> int:
+        return self.boxset.box_size
+
+    @property
+    def box_depth(self) -> int:
+        return self.boxset.depth
+
+    def summary(self) -> str:
+        """One line for the log: boxes, samples per epoch, validation boxes."""
+        self.setup()
+        assert self.train_dataset is not None
+        line = (
+            f"{self.boxset.summary()} → {self.train_dataset.n_positive_samples} positive + "
+            f"{self.train_dataset.n_negative_samples} negative samples per epoch"
+        )
+        if self.val_boxes is not None:
+            line += (
+                f"; validation: {self.val_boxes.n_positive} positive + "
+                f"{self.val_boxes.n_negative} negative boxes"
+            )
+        return line
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.train_dataset,  # type: ignore[arg-type]
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Validation boxes, or ``[]`` when there is no split (Lightning then skips validation)."""
+        self.setup()
+        if self.val_dataset is None:
+            return []
+        return DataLoader(
+            self.val_dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+def split_boxes(boxes: BoxSet, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random ``(train, val)`` box indices, stratified by positive/negative.
+
+    When a class has ≥ 2 boxes, each side gets at least one of it, so a small set still
+    validates on positives and still trains on them.
+    """
+    n = len(boxes)
+    if fraction <= 0:
+        return np.arange(n), np.zeros(0, np.int64)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for members in (np.flatnonzero(boxes.positives), np.flatnonzero(~boxes.positives)):
+        members = rng.permutation(members)
+        k = round(fraction * len(members))
+        if len(members) >= 2:
+            k = min(max(k, 1), len(members) - 1)
+        else:
+            k = 0
+        val.append(members[:k])
+        train.append(members[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))

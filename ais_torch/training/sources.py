@@ -1,0 +1,96 @@
+"""Turn the ``data`` config into concrete files: generate the demo, check the user's lists.
+
+Kept apart from the DataModule so that the module only ever sees file paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from ais_torch.errors import ConfigError
+
+DEMO_FEATURES = ("membrane", "carbon", "antibody")
+
+
+@dataclass
+class ResolvedData:
+    """The files one training run uses."""
+
+    scnt: list[str] = field(default_factory=list)
+    tomograms: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    eval_pairs: list[tuple[Path, Path]] = field(default_factory=list)
+    """(tomogram, dense 0/1 ground truth) pairs never trained on, for the Dice at the end."""
+
+    def preview_slice(self, max_size: int = 256) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """A fixed slice (and its label) to show in TensorBoard every epoch."""
+        from ais_torch.formats.mrc import read_volume
+
+        if self.eval_pairs:
+            tomo, label = self.eval_pairs[0]
+        elif self.tomograms:
+            tomo, label = Path(self.tomograms[0]), Path(self.labels[0])
+        else:
+            return None
+        volume = read_volume(tomo, check_finite=False).data
+        labels = read_volume(label, check_finite=False).data
+        annotated = np.flatnonzero(np.asarray(labels).reshape(labels.shape[0], -1).max(axis=1))
+        z = int(annotated[len(annotated) // 2]) if len(annotated) else volume.shape[0] // 2
+        crop = (slice(0, max_size), slice(0, max_size))
+        return np.asarray(volume[z][crop], np.float32), np.asarray(labels[z][crop])
+
+
+def resolve_data(cfg: DictConfig, output_dir: Path) -> ResolvedData:
+    """Files for ``cfg.source``: ``demo`` (generated now), ``annotations`` or ``scnt``."""
+    source = str(cfg.source)
+    if source == "demo":
+        return _demo(cfg, output_dir / "demo")
+    evals = list(zip(map(Path, cfg.eval_tomograms), map(Path, cfg.eval_labels), strict=False))
+    if len(cfg.eval_tomograms) != len(cfg.eval_labels):
+        raise ConfigError("data.eval_tomograms and data.eval_labels must have the same length")
+    if source == "annotations":
+        tomos, labels = [str(p) for p in cfg.tomograms], [str(p) for p in cfg.labels]
+        if not tomos or len(tomos) != len(labels):
+            raise ConfigError(
+                f"data.tomograms ({len(tomos)}) and data.labels ({len(labels)}) must list one "
+                "label volume per tomogram"
+            )
+        return ResolvedData(tomograms=tomos, labels=labels, eval_pairs=evals)
+    if source == "scnt":
+        if not cfg.scnt:
+            raise ConfigError("data.scnt is empty; give data.scnt=[path/to/set.scnt]")
+        return ResolvedData(scnt=[str(p) for p in cfg.scnt], eval_pairs=evals)
+    raise ConfigError(f"data.source={source!r}; use demo, annotations or scnt")
+
+
+def _demo(cfg: DictConfig, folder: Path) -> ResolvedData:
+    from ais_torch.training.synthetic import write_demo
+
+    feature = str(cfg.feature)
+    if feature not in DEMO_FEATURES:
+        raise ConfigError(
+            f"data.feature={feature!r} is not in the demo; use one of {DEMO_FEATURES}"
+        )
+    demo = cfg.demo
+    n_train, n_eval = int(demo.n_train), int(demo.n_eval)
+    write_demo(
+        folder,
+        n_tomograms=n_train + n_eval,
+        seed=int(demo.seed),
+        shape=tuple(int(n) for n in demo.shape),
+        annotated_slices=int(demo.annotated_slices),
+    )
+    names = [f"tomo_{i:02d}" for i in range(n_train + n_eval)]
+    tomos = [folder / f"{n}.mrc" for n in names]
+    return ResolvedData(
+        tomograms=[str(t) for t in tomos[:n_train]],
+        labels=[str(folder / "annotations" / f"{n}__{feature}.mrc") for n in names[:n_train]],
+        eval_pairs=[
+            (tomos[i], folder / "truth" / f"{names[i]}__{feature}.mrc")
+            for i in range(n_train, n_train + n_eval)
+        ],
+    )
