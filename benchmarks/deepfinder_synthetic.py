@@ -149,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     if not DATA.is_dir():
         parser.error(f"{DATA} not found")
 
-    from ais_torch.commands.segment import segment
     from ais_torch.evaluation.metrics import dice_iou, score_picks
     from ais_torch.formats.mrc import read_volume
     from ais_torch.picking.settings import PickSettings, pick_array
+    from ais_torch.segmentation.batch import segment
 
     classes = tuple(args.classes)
     t0 = time.perf_counter()

@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
-    from ais_torch.commands.segment import segment
     from ais_torch.formats.coordinates import read_coordinates_tsv
     from ais_torch.formats.mrc import read_volume
     from ais_torch.formats.scnm import read_metadata
     from ais_torch.interactions.plan import build_postprocess
     from ais_torch.picking.settings import PickSettings, pick_array
+    from ais_torch.segmentation.batch import segment
     from ais_torch.training.synthetic import write_demo
 
     if args.train:

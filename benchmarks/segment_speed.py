@@ -103,7 +103,7 @@ def matmul_ceiling(dtype_name: str, n: int = 2048, repeats: int = 5) -> float:
 def child(args: argparse.Namespace) -> None:
     """One end-to-end segmentation in this process; prints a JSON line with its numbers."""
     started = time.perf_counter()
-    from ais_torch.commands.segment import segment
+    from ais_torch.segmentation.batch import segment
 
     imported = time.perf_counter()
     report = segment(

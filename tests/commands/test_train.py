@@ -107,7 +107,7 @@ def test_short_training_writes_model_logs_and_dice(tmp_path: Path) -> None:
     assert held_out.exists()
     # the printed Dice is what a user gets: segment (rescaled to 20 Å and back) + evaluate
     from ais_torch.commands.evaluate import evaluate_segmentation
-    from ais_torch.commands.segment import segment
+    from ais_torch.segmentation.batch import segment
 
     segment(result.model_path, held_out, tmp_path / "seg", progress=False, verbose=False)
     truth = tmp_path / "demo" / "truth" / "tomo_01__membrane.mrc"

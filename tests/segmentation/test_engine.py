@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from segment_helpers import Tiny3D, loaded, metadata, tiny_unet
 
-from ais_torch.commands.segment import segment
 from ais_torch.errors import AisInputError
 from ais_torch.formats.mrc import write_volume
 from ais_torch.formats.scnm import ModelMetadata
+from ais_torch.segmentation.batch import segment
 from ais_torch.segmentation.preprocess import segment_like_ais
 from ais_torch.segmentation.tiling import TileGrid
 

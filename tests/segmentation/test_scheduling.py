@@ -41,7 +41,7 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
 def _worker(rank: int, world: int, init: str, model: str, data: str, out: str, log: str) -> None:
     import torch.distributed as dist
 
-    from ais_torch.commands.segment import segment
+    from ais_torch.segmentation.batch import segment
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:

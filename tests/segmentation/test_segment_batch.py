@@ -9,9 +9,9 @@ import mrcfile
 import numpy as np
 import pytest
 
-from ais_torch.commands.segment import segment
 from ais_torch.formats.mrc import write_volume
 from ais_torch.segmentation import engine
+from ais_torch.segmentation.batch import segment
 from ais_torch.segmentation.scheduling import lock_path
 
 QUIET = {"progress": False, "verbose": False}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ais_torch.commands.segment import segment
+from ais_torch.segmentation.batch import segment
 
 QUIET = {"progress": False, "verbose": False, "dtype": "float32", "tta": 2}
 

@@ -10,7 +10,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from ais_torch.commands.segment import segment
+from ais_torch.segmentation.batch import segment
 
 QUIET = {"progress": False, "verbose": False}
 
