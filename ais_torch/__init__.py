@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     import torch
 
+    from ais_torch.segmentation.api import Segmenter, segment_volume
+
 
 def load_model(path: str) -> torch.nn.Module:
     """Open a model file (``.scnm``, ours or the original Ais's) and return it in eval mode.
@@ -29,4 +31,13 @@ def load_model(path: str) -> torch.nn.Module:
     return model
 
 
-__all__ = ["__version__", "load_model"]
+def __getattr__(name: str) -> object:
+    """``segment_volume`` and ``Segmenter`` load torch on first use, not on ``import ais_torch``."""
+    if name in ("segment_volume", "Segmenter"):
+        from ais_torch.segmentation import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'ais_torch' has no attribute {name!r}")
+
+
+__all__ = ["Segmenter", "__version__", "load_model", "segment_volume"]

@@ -1,6 +1,8 @@
 """``python -m ais_torch.demo``, kept as a spelling of ``ais-torch demo``."""
 
+import sys
+
 from ais_torch.commands.demo import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

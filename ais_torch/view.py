@@ -1,6 +1,8 @@
 """``python -m ais_torch.view``, kept as a spelling of ``ais-torch view``."""
 
+import sys
+
 from ais_torch.commands.view import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -76,7 +76,7 @@ def flops_per_slice(model: Path) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from ais_torch.segmentation.loading import load_models
-    from ais_torch.segmentation.preview import padding_for
+    from ais_torch.segmentation.preprocess import padding_for
 
     loaded = load_models(str(model))[0][0]
     net = loaded.module.eval()

@@ -20,10 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 PAGE = ROOT / "docs" / "config.md"
 APPS = {
-    "train.yaml": "python -m ais_torch.train",
-    "segment.yaml": "python -m ais_torch.segment",
-    "pick/pick.yaml": "python -m ais_torch.pick",
+    "train.yaml": "ais-torch train",
+    "segment/segment.yaml": "ais-torch segment",
+    "pick/pick.yaml": "ais-torch pick",
 }
+ROOTS = {"segment": "ais-torch segment"}
+"""Commands with a config root of their own; their groups are listed under their name."""
 _KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w.-]*):(?P<rest>.*)$")
 
 
@@ -143,9 +145,13 @@ def render() -> str:
         app = parse(path)
         out += [f"## `{command}` — `conf/{name}`", "", app.header, "", *_table(app.entries, "")]
         out.append("")
-    groups = sorted(p for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "pick"))
-    for group in groups:
-        out += [f"## Group `{group.name}`", ""]
+    skip = {"hydra", "pick", *ROOTS}
+    groups = [(p, "") for p in sorted(CONF.iterdir()) if p.is_dir() and not p.is_symlink()]
+    groups = [(p, "") for p, _ in groups if p.name not in skip]
+    for root, command in ROOTS.items():
+        groups += [(p, command) for p in sorted((CONF / root).iterdir()) if p.is_dir()]
+    for group, command in groups:
+        out += [f"## Group `{group.name}`" + (f" (`{command}`)" if command else ""), ""]
         for option in sorted(group.glob("*.yaml")):
             parsed = parse(option)
             out += [f"### `{group.name}={option.stem}`", ""]

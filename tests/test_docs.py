@@ -20,12 +20,12 @@ from hydra import compose, initialize_config_dir
 
 from ais_torch.config import config_dir
 
-HYDRA_APPS = {"train": ("", "train"), "segment": ("", "segment"), "pick": ("pick", "pick")}
-SMALL_APPS = ("demo", "export", "models", "mesh", "view", "evaluate")
+HYDRA_APPS = {"train": ("", "train"), "segment": ("segment", "segment"), "pick": ("pick", "pick")}
+SMALL_APPS = ("demo", "export", "inspect", "mesh", "view", "evaluate")
 
 COMMANDS = documented_lines()
-AIS_COMMANDS = [(p, c) for p, c in COMMANDS if re.match(r"(python\d? )?-m ais_torch\.", c)
-                or c.startswith("python -m ais_torch.")]  # fmt: skip
+_AIS = re.compile(r"(^|\s)(ais-torch\s|-m ais_torch[\s.])")
+AIS_COMMANDS = [(p, c) for p, c in COMMANDS if _AIS.search(c)]
 
 
 COMMAND_OF = {"models": "inspect"}
@@ -33,9 +33,17 @@ COMMAND_OF = {"models": "inspect"}
 
 
 def _app_and_args(command: str) -> tuple[str, list[str]]:
+    """``ais-torch VERB …``, ``python -m ais_torch VERB …`` or ``python -m ais_torch.VERB …``."""
     words = shlex.split(command)
-    index = words.index("-m")
-    return words[index + 1].removeprefix("ais_torch."), [unbracket(w) for w in words[index + 2 :]]
+    if "ais-torch" in words:
+        index = words.index("ais-torch") + 1
+    else:
+        index = words.index("-m") + 1
+        module = words[index]
+        if module != "ais_torch":
+            return module.removeprefix("ais_torch."), [unbracket(w) for w in words[index + 1 :]]
+    verb = words[index] if index < len(words) else "--help"
+    return verb, [unbracket(w) for w in words[index + 1 :]]
 
 
 def test_docs_have_commands() -> None:
@@ -43,27 +51,33 @@ def test_docs_have_commands() -> None:
     assert {"train", "segment", "pick", "demo"} <= apps, apps
 
 
+def test_docs_use_the_console_script() -> None:
+    """The README shows the ``ais-torch <verb>`` spelling and says the module form works too."""
+    readme = (ROOT / "README.md").read_text()
+    assert any(c.startswith("ais-torch ") for p, c in AIS_COMMANDS if p == "README.md")
+    assert "python -m ais_torch.<verb>" in readme
+
+
 @pytest.mark.parametrize(("page", "command"), AIS_COMMANDS, ids=[c for _, c in AIS_COMMANDS])
 def test_documented_command_is_valid(page: str, command: str) -> None:
     app, args = _app_and_args(command)
+    app = COMMAND_OF.get(app, app)
     args = [a for a in args if a not in ("--cfg", "job", "--help", "-h")]
-    if app in HYDRA_APPS:
+    if app == "--help":
+        assert not args, f"{page}: ais-torch --help takes nothing more"
+    elif app in HYDRA_APPS:
         sub, name = HYDRA_APPS[app]
-        if app == "segment":
-            from ais_torch.commands.segment import _alias_argv
-
-            args = _alias_argv(args)
         with initialize_config_dir(str(config_dir() / sub), version_base="1.3"):
             compose(name, overrides=args, return_hydra_config=True)
     elif app in SMALL_APPS:
-        module = importlib.import_module(f"ais_torch.commands.{COMMAND_OF.get(app, app)}")
+        module = importlib.import_module(f"ais_torch.commands.{app}")
         keys = getattr(module, "_KEYS", ())
         for arg in args:
             key, sep, _ = arg.partition("=")
             if sep:
                 assert key.lstrip("-").replace("-", "_") in keys, f"{page}: {key}= unknown"
     else:
-        pytest.fail(f"{page}: python -m ais_torch.{app} is not a command")
+        pytest.fail(f"{page}: ais-torch {app} is not a command")
 
 
 @pytest.mark.parametrize(

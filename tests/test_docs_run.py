@@ -11,20 +11,22 @@ tiny demo data set (24×80×80 voxels at 10 Å).
 
 How "as written" is adapted — the whole list; nothing else is changed:
 
-* ``python`` → bash runs the command text, with a ``python`` shim first on ``PATH`` that runs
-  this interpreter (same environment as the tests).
+* ``python`` and ``ais-torch`` → bash runs the command text, with ``python`` and ``ais-torch``
+  shims first on ``PATH`` that run this interpreter (same environment as the tests;
+  ``ais-torch`` is ``python -m ais_torch``, what the console script runs).
 * the repository root (where the docs run from) → the page's workspace, with ``scripts/``
   linked in, so nothing is written into the repository (``viewer.md`` writes
   ``docs/img/viewer_demo.png``).
-* ``python -m ais_torch.demo …`` → ``shape=24,80,80`` added: tiny tomograms.
-* ``python -m ais_torch.train …`` → ``TRAIN`` added (1 epoch of 2 batches of 8 boxes, no
+* ``ais-torch demo …`` → ``shape=24,80,80`` added: tiny tomograms.
+* ``ais-torch train …`` → ``TRAIN`` added (1 epoch of 2 batches of 8 boxes, no
   progress bar); on the demo data (no ``data=``) also ``TRAIN_DEMO`` (one 24×128×128 tomogram to
   train on, one held out); with ``+experiment=`` and no ``arch=`` (UNet S) also
   ``NARROW_UNET`` (the same UNet S, 8× narrower, so every later segmentation is cheap).
 * ``device=cuda`` → ``device=cpu``: every run is forced onto the CPU (``CUDA_VISIBLE_DEVICES=``).
-* ``python -m ais_torch.view …`` and ``scripts/view.py`` → ``window=320x240``; ``frames=4`` with
+* ``ais-torch view …`` and ``scripts/view.py`` → ``window=320x240``; ``frames=4`` with
   ``turntable=``; ``screenshot=window_<n>.png`` added when neither ``screenshot=`` nor
   ``turntable=`` is given (a window needs a display).
+* Each rule applies to the ``python -m ais_torch.<verb>`` spelling as well.
 * ``[key=value]`` (usage notation for an optional argument) → ``key=value``.
 * ``pip install -e examples/third_party_arch`` → skipped; ``plugins.md`` runs with the example's
   entry point and source on ``PYTHONPATH``, which is what the editable install provides.
@@ -61,17 +63,17 @@ SKIP = {
         "would modify the environment; the plugin is made importable for plugins.md's train "
         "command instead (entry point + source on PYTHONPATH)"
     ),
-    "python -m ais_torch.train +experiment=membrane trainer=ddp": (
+    "ais-torch train +experiment=membrane trainer=ddp": (
         "trainer=ddp is accelerator=gpu, devices=-1: needs GPUs"
     ),
-    "srun python -m ais_torch.train +experiment=membrane trainer=slurm trainer.num_nodes=2 "
+    "srun ais-torch train +experiment=membrane trainer=slurm trainer.num_nodes=2 "
     "trainer.devices=4": "needs a SLURM allocation of 2 nodes with 4 GPUs each",
     "torchrun --standalone --nproc-per-node 4 -m ais_torch.segment model=M.scnm data=tomos/ "
     "out=seg/": (
         "one rank per GPU of a 4-GPU node; the rank split it relies on runs with real "
         "processes in tests/inference/test_scheduling.py"
     ),
-    "srun python -m ais_torch.segment model=M.scnm data=tomos/ out=seg/ device=cuda": (
+    "srun ais-torch segment model=M.scnm data=tomos/ out=seg/ device=cuda": (
         "needs a SLURM allocation with GPUs"
     ),
 }
@@ -89,17 +91,26 @@ TRAIN_DEMO = {  # 128 px: the experiments' 32 px boxes fit at their binned pixel
     "data.demo.n_train": "1",
     "data.demo.annotated_slices": "2",
 }
-NARROW_UNET = {
-    "arch.encoder": "[[8],[16]]",
-    "arch.bottleneck": "[32]",
-    "arch.decoder": "[[16],[8]]",
+NARROW_UNET = {  # a family's own keys are added with + (conf/arch/base.yaml)
+    "+arch.encoder": "[[8],[16]]",
+    "+arch.bottleneck": "[32]",
+    "+arch.decoder": "[[16],[8]]",
 }
 DEMO_SHAPE = (24, 80, 80)
 TIMEOUT_S = 300
 FIRST_PAGE = "docs/tutorial.md"  # its models are the other pages' Membrane/Carbon/Antibody.scnm
 
 _PROGRESS = re.compile(r"\d+%\||\x1b\[A|^\s+\[A")  # tqdm bars: not worth a line of the report
-_PYTHON_LINE = re.compile(r"^(\s*)python (?:-m ais_torch\.(\w+)|scripts/(view)\.py)\b(.*)$")
+_PYTHON_LINE = re.compile(
+    r"^(\s*)(?:ais-torch (\w+)|python -m ais_torch[. ](\w+)|python scripts/(view)\.py)\b(.*)$"
+)
+"""A documented command: ``ais-torch VERB``, ``python -m ais_torch[.| ]VERB`` or scripts/view.py."""
+
+
+def _app(match: re.Match[str]) -> str:
+    """The verb of a :data:`_PYTHON_LINE` match (``models`` is ``inspect``'s older name)."""
+    app = match.group(2) or match.group(3) or match.group(4)
+    return "inspect" if app == "models" else app
 
 
 # --------------------------------------------------------------------------- adapting commands
@@ -116,7 +127,7 @@ def _adapt_line(line: str, counter: list[int]) -> str:
     match = _PYTHON_LINE.match(line)
     if not match:
         return line
-    app = match.group(2) or match.group(3)
+    app = _app(match)
     line = re.sub(r"(?<=\s)\[(\w+=[^\[\]]*)\](?=\s|$)", r"\1", line)  # "[k=v]" → "k=v"
     if app == "demo":
         line = _set(line, "shape", ",".join(map(str, DEMO_SHAPE)))
@@ -349,7 +360,7 @@ def _expected_outputs(ran_as: str, cwd: Path, output: str) -> list[str]:
         match = _PYTHON_LINE.match(line)
         if not match or "--cfg" in line:
             continue
-        app, args = match.group(2) or match.group(3), _words(line)
+        app, args = _app(match), _words(line)
         shell_made = re.search(r'screenshot="?([\w./-]*/)\$', line)  # a loop's "dir/$(...).png"
         if shell_made:
             args = {"screenshot": f"{shell_made.group(1)}*.png"}
@@ -380,8 +391,8 @@ def _expected_outputs(ran_as: str, cwd: Path, output: str) -> list[str]:
             need(args["json"])
         elif app == "view":
             need(args.get("screenshot") or args["turntable"])
-        elif app == "models" and "title" not in output.lower():
-            missing.append("models info printed no title")
+        elif app == "inspect" and "title" not in output.lower():
+            missing.append("inspect info printed no title")
     return missing
 
 
@@ -446,6 +457,8 @@ def doc_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[DocCommand, Run]:
     shim.mkdir()
     (shim / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     (shim / "python").chmod(0o755)
+    (shim / "ais-torch").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m ais_torch "$@"\n')
+    (shim / "ais-torch").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env |= {
         "PATH": f"{shim}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -481,15 +494,17 @@ def test_every_command_is_run_or_skipped() -> None:
 
 def test_adaptations_are_the_documented_ones() -> None:
     counter = [0]
-    view = "python -m ais_torch.view data=segmented/ turntable=TS_01.gif frames=72"
+    view = "ais-torch view data=segmented/ turntable=TS_01.gif frames=72"
     assert adapt(view, counter) == (
-        "python -m ais_torch.view data=segmented/ turntable=TS_01.gif frames=4 window=320x240"
+        "ais-torch view data=segmented/ turntable=TS_01.gif frames=4 window=320x240"
     )
+    old = adapt("python -m ais_torch.view data=segmented/ turntable=T.gif", counter)
+    assert old.endswith("turntable=T.gif window=320x240 frames=4")
     window = adapt("python scripts/view.py data=segmented/", counter)
     assert window.endswith("window=320x240 screenshot=window_1.png")
     evaluate = adapt("python -m ais_torch.evaluate picks=P.star truth=T.tsv [match_px=5]", counter)
     assert evaluate == "python -m ais_torch.evaluate picks=P.star truth=T.tsv match_px=5"
-    train = adapt("python -m ais_torch.train data=scnt title=M data.scnt=[a.scnt]", counter)
+    train = adapt("ais-torch train data=scnt title=M data.scnt=[a.scnt]", counter)
     assert "data.scnt=[a.scnt]" in train and "data.demo.shape" not in train
     assert "arch.encoder" not in train and "trainer.max_epochs=1" in train
     assert adapt("for t in a; do\ndone", counter) == "for t in a; do\ndone"

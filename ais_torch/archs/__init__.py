@@ -1,24 +1,31 @@
 """Architectures: find them by name, build them, check them.
 
 >>> from ais_torch import archs
->>> archs.available()            # cheap: reads installed metadata, imports no model code
+>>> archs.available()            # entry points and presets (imports the architectures' modules)
 >>> model = archs.build("vggnet_m")            # a lightning.pytorch.LightningModule
 >>> model = archs.build("unet_l", learning_rate=5e-4)
 
 Architectures are entry points in the group ``ais_torch.archs`` (ours and third parties'
-alike); size variants are presets (:mod:`ais_torch.archs.presets`). Importing this package
-does not import torch: the base class and helpers load on first use.
+alike); size variants are presets, registered next to each class with :func:`register_preset`.
+Importing this package does not import torch: the base class, the architectures' modules and
+so their presets load on first use.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ais_torch.archs.presets import DEFAULT_PRESET, ORIGINAL_TITLES, PRESETS, preset_for_title
+from ais_torch.archs.presets import (
+    DEFAULT_PRESET,
+    ORIGINAL_TITLES,
+    PRESETS,
+    preset_for_title,
+    register_preset,
+)
 from ais_torch.archs.registry import available, build, describe, load, refresh
 
 if TYPE_CHECKING:
-    from ais_torch.archs.base import AisArch, count_params_keras
+    from ais_torch.archs.base import AisArch, CommonHparams, count_params_keras
     from ais_torch.archs.testing import check_arch
 
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "ORIGINAL_TITLES",
     "PRESETS",
     "AisArch",
+    "CommonHparams",
     "available",
     "build",
     "check_arch",
@@ -34,16 +42,18 @@ __all__ = [
     "load",
     "preset_for_title",
     "refresh",
+    "register_preset",
 ]
 
 _LAZY = {
     "AisArch": "ais_torch.archs.base",
+    "CommonHparams": "ais_torch.archs.base",
     "count_params_keras": "ais_torch.archs.base",
     "check_arch": "ais_torch.archs.testing",
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Import torch-dependent names only when they are first used."""
     if name in _LAZY:
         import importlib

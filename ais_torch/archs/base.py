@@ -8,12 +8,17 @@ the chain), so a checkpoint reloads with ``torch.load(weights_only=True)`` and t
 rebuild the network from ``(name, hparams)`` alone.
 
 Training follows the original: masked BCE (label 2 = ignore) on probabilities and Keras' Adam.
+
+Keras export is opt-in per class: a class that defines ``keras_graph(self, builder, x) -> str``
+(replaying the original's Keras ``create()`` on a
+:class:`~ais_torch.formats.keras.emit.KerasBuilder`) can be written as the original's ``.scnm``;
+the builder is passed in, so this package never imports the formats layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 import torch
 from lightning.pytorch import LightningModule
@@ -22,23 +27,46 @@ from torch import nn
 from ais_torch.archs import losses
 from ais_torch.errors import AisInputError, ConfigError
 
+if TYPE_CHECKING:
+    from lightning.pytorch.utilities.types import OptimizerLRScheduler
+
 KERAS_ADAM_EPS = 1e-7
 LR_SCHEDULES = ("constant", "cosine")
+
+
+class CommonHparams(TypedDict, total=False):
+    """The keyword arguments every architecture passes on to :class:`AisArch` (``**common``)."""
+
+    in_channels: int
+    learning_rate: float
+    loss: str
+    bce_weight: float
+    dice_weight: float
+    lr_schedule: str
+
+
+COMMON_HPARAMS = frozenset(CommonHparams.__annotations__)
 
 
 class AisArch(LightningModule):
     """Base class for segmentation architectures; see the module docstring for the contract.
 
-    Subclasses set ``title`` (human readable, as the original shows it), ``keras_titles``
-    (original model titles the class can represent) and ``min_size_multiple`` (H and W must be
-    multiples of it: 2 ** the number of down-sampling stages; a class attribute, or an instance
-    attribute set in ``__init__`` when it depends on hyperparameters), build their layers after
-    ``super().__init__(...)`` and implement ``forward``.
+    Subclasses set ``title`` (human readable, as the original shows it) and
+    ``min_size_multiple`` (H and W must be multiples of it: 2 ** the number of down-sampling
+    stages; a class attribute, or an instance attribute set in ``__init__`` when it depends on
+    hyperparameters), build their layers after ``super().__init__(...)`` and implement
+    ``forward``. Sequence hyperparameters are recorded as lists automatically.
     """
 
     title: ClassVar[str] = ""
-    keras_titles: ClassVar[tuple[str, ...]] = ()
     min_size_multiple: int = 1
+    # batch size of the Keras input layer on export: the original saves 1 after its inference
+    # rebuild (None for networks it saves as built, e.g. the Pix2pix generator)
+    keras_input_batch: ClassVar[int | None] = 1
+    # set by archs.build: the entry point and preset the model was built from (provenance that
+    # goes into model files; not hyperparameters)
+    arch_name: str = ""
+    preset: str | None = None
 
     def __init__(
         self,
@@ -59,10 +87,12 @@ class AisArch(LightningModule):
             raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; choose one of {LR_SCHEDULES}")
         if loss not in losses.LOSSES:
             raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(losses.LOSSES)}")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # every __init__ in the chain: subclasses' arguments too
+        for key, value in list(self.hparams.items()):
+            self.hparams[key] = _to_plain(value)  # tuples to lists: plain JSON in checkpoints
 
     @property
-    def example_input_array(self) -> Any:
+    def example_input_array(self) -> torch.Tensor:
         """A zero box of :attr:`example_size` (built on first use, after the layers exist)."""
         if self._example_input_array is None:
             size = self.example_size
@@ -70,7 +100,7 @@ class AisArch(LightningModule):
         return self._example_input_array
 
     @example_input_array.setter
-    def example_input_array(self, example: Any) -> None:
+    def example_input_array(self, example: torch.Tensor | None) -> None:
         self._example_input_array = example
 
     # -- shape -----------------------------------------------------------------------------
@@ -96,12 +126,6 @@ class AisArch(LightningModule):
                 f"{h}x{w}; pad the input to {ok[0]}x{ok[1]}"
             )
 
-    def _plain_hparam(self, key: str, value: Any) -> Any:
-        """Store ``value`` with tuples turned into lists, so hparams stay plain JSON values."""
-        plain = _to_plain(value)
-        self.hparams[key] = plain
-        return plain
-
     def _should_check(self) -> bool:
         return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
 
@@ -118,7 +142,9 @@ class AisArch(LightningModule):
             return losses.masked_bce_dice(hp.bce_weight, hp.dice_weight)(probs, target)
         return losses.make_loss(hp.loss)(probs, target)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         loss = self.compute_loss(self(x), y)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
@@ -133,7 +159,7 @@ class AisArch(LightningModule):
         )
         self.log("val/dice", losses.dice_score(probs, y), batch_size=n, sync_dist=True)
 
-    def configure_optimizers(self) -> Any:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """Keras ``Adam()`` defaults (beta 0.9/0.999, epsilon 1e-7) at ``hparams.learning_rate``.
 
         ``lr_schedule="constant"`` is the original's; ``"cosine"`` anneals the rate to zero over
@@ -152,7 +178,7 @@ class AisArch(LightningModule):
         }
 
 
-def _to_plain(value: Any) -> Any:
+def _to_plain(value: object) -> object:
     """Sequences (tuples, lists, OmegaConf ``ListConfig``) to nested lists; scalars unchanged."""
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [_to_plain(v) for v in value]

@@ -8,23 +8,31 @@ exactly as in the original. 378,081 parameters (paper Table 1).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ais_torch.archs.base import AisArch
 from ais_torch.archs.layers import conv, upsample2x
+from ais_torch.archs.presets import register_preset
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ais_torch.archs.base import CommonHparams
+    from ais_torch.formats.keras.emit import KerasBuilder
 
 
 class Eman2(AisArch):
     """EMAN2-like three-layer CNN (the original's ``Ais/models/eman2.py``)."""
 
     title = "Eman2"
-    keras_titles = ("Eman2",)
     min_size_multiple = 2
 
-    def __init__(self, *, filters: int = 40, kernel_size: int = 15, **common: Any) -> None:
+    def __init__(
+        self, *, filters: int = 40, kernel_size: int = 15, **common: Unpack[CommonHparams]
+    ) -> None:
         super().__init__(**common)
         c = self.hparams.in_channels
         self.conv1 = conv(c, filters, kernel_size)
@@ -39,3 +47,12 @@ class Eman2(AisArch):
         x = self.pool(torch.relu(self.conv1(x)))
         x = torch.relu(self.conv2(x))
         return self.up(torch.sigmoid(self.conv3(x)))
+
+    def keras_graph(self, b: KerasBuilder, x: str) -> str:
+        """The original's ``eman2.py`` ``create()``, replayed on these modules."""
+        x = b.max_pool(b.conv(x, self.conv1, "relu"), self.pool)
+        x = b.conv(b.conv(x, self.conv2, "relu"), self.conv3, "sigmoid")
+        return b.up_sampling(x, self.up)
+
+
+register_preset("eman2", Eman2, titles=("Eman2",))

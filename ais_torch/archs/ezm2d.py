@@ -11,16 +11,22 @@ The original trains it with Adam at 5e-5 and 0.1 x masked BCE + 1.0 x masked Dic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
+from ais_torch.archs.presets import register_preset
 from ais_torch.archs.unet import UNet
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ais_torch.archs.base import CommonHparams
 
 
 class EzM2D(UNet):
     """ezm-2d: a UNet whose defaults are the easymode 2D network and its training settings."""
 
     title = "ezm-2d"
-    keras_titles = ("ezm-2d-dice", "ezm-2d-bxe")
+    keras_concat_axis: ClassVar[int] = 3  # easymode_2d.py: concatenate(..., axis=3)
 
     def __init__(
         self,
@@ -33,7 +39,7 @@ class EzM2D(UNet):
         bottleneck_dropout: float = 0.25,
         learning_rate: float = 5e-5,
         loss: str = "bce_dice",
-        **common: Any,
+        **common: Unpack[CommonHparams],
     ) -> None:
         super().__init__(
             encoder=encoder,
@@ -46,3 +52,8 @@ class EzM2D(UNet):
             loss=loss,
             **common,
         )
+
+
+# "ezm-2d-dice" is the class default; "ezm-2d-bxe" is the same network trained with masked BCE
+register_preset("ezm2d", EzM2D, titles=("ezm-2d", "ezm-2d-dice"))
+register_preset("ezm2d_bxe", EzM2D, {"loss": "bce"}, titles=("ezm-2d-bxe",))

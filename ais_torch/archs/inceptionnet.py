@@ -11,13 +11,20 @@ The "same" max-pool pads with -inf, which is what ``nn.MaxPool2d(padding=1)`` do
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ais_torch.archs.base import AisArch
 from ais_torch.archs.layers import conv
+from ais_torch.archs.presets import register_preset
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ais_torch.archs.base import CommonHparams
+    from ais_torch.formats.keras.emit import KerasBuilder
 
 
 class InceptionModule(nn.Module):
@@ -46,10 +53,11 @@ class InceptionNet(AisArch):
     """Three inception modules (64 filters per branch) and a 1x1 sigmoid head."""
 
     title = "InceptionNet"
-    keras_titles = ("InceptionNet",)
     min_size_multiple = 1
 
-    def __init__(self, *, filters: int = 64, n_modules: int = 3, **common: Any) -> None:
+    def __init__(
+        self, *, filters: int = 64, n_modules: int = 3, **common: Unpack[CommonHparams]
+    ) -> None:
         super().__init__(**common)
         c = self.hparams.in_channels
         blocks = []
@@ -63,3 +71,16 @@ class InceptionNet(AisArch):
         if self._should_check():
             self.check_input_shape(x)
         return torch.sigmoid(self.head(self.blocks(x)))
+
+    def keras_graph(self, b: KerasBuilder, x: str) -> str:
+        """The original's ``inceptionnet.py`` ``create()``, replayed on these modules."""
+        for block in self.blocks:
+            t1 = b.conv(x, block.a, "relu")
+            t2 = b.conv(b.conv(x, block.b_reduce, "relu"), block.b, "relu")
+            t3 = b.conv(b.conv(x, block.c_reduce, "relu"), block.c, "relu")
+            t4 = b.conv(b.max_pool(x, block.pool), block.d, "relu")
+            x = b.concatenate([t1, t2, t3, t4])
+        return b.conv(x, self.head, "sigmoid", padding="same")
+
+
+register_preset("inceptionnet", InceptionNet, titles=("InceptionNet",))

@@ -35,7 +35,7 @@ segmentation loss of the probabilities (what the original reports as "loss").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,16 @@ from torch import nn
 from ais_torch.archs import losses
 from ais_torch.archs.base import KERAS_ADAM_EPS, AisArch, count_params_keras
 from ais_torch.archs.layers import Conv2dSame, batch_norm, upsample2x
+from ais_torch.archs.presets import register_preset
 from ais_torch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from lightning.pytorch.utilities.types import OptimizerLRScheduler
+
+    from ais_torch.archs.base import CommonHparams
+    from ais_torch.formats.keras.emit import KerasBuilder
 
 PIX2PIX_BN_MOMENTUM = 0.2  # Keras BatchNormalization(momentum=0.8)
 ACTIVATIONS = ("sigmoid", "tanh")
@@ -124,7 +133,7 @@ class Pix2pix(AisArch):
     """Conditional GAN for segmentation; defaults are the original 1.2.40 library's network."""
 
     title = "Pix2pix"
-    keras_titles = ("Pix2pix",)
+    keras_input_batch: ClassVar[int | None] = None  # the original saves the generator as built
 
     def __init__(
         self,
@@ -136,11 +145,9 @@ class Pix2pix(AisArch):
         l1_weight: float = 100.0,
         beta1: float = 0.5,
         learning_rate: float = 2e-4,
-        **common: Any,
+        **common: Unpack[CommonHparams],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **common)
-        down_widths = self._plain_hparam("down_widths", down_widths)
-        disc_widths = self._plain_hparam("disc_widths", disc_widths)
         if output_activation not in ACTIVATIONS:
             raise ConfigError(f"output_activation must be one of {ACTIVATIONS}")
         if len(down_widths) < 2 or not disc_widths:
@@ -162,7 +169,9 @@ class Pix2pix(AisArch):
         out = self.generator(x)
         return out.clamp(0.0, 1.0) if self.hparams.output_activation == "tanh" else out
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         opt_g, opt_d = self.optimizers()
         labels, _ = losses.split_labels(y)
@@ -197,7 +206,7 @@ class Pix2pix(AisArch):
         self.log_dict({"train/g_loss": g_loss, "train/d_loss": d_loss}, batch_size=n)
         return loss
 
-    def configure_optimizers(self) -> Any:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """Adam(lr, beta1 0.5) for the generator and for the discriminator (in that order)."""
         betas = (self.hparams.beta1, 0.999)
         lr = self.hparams.learning_rate
@@ -207,3 +216,33 @@ class Pix2pix(AisArch):
                 self.discriminator.parameters(), lr=lr, betas=betas, eps=KERAS_ADAM_EPS
             ),
         ]
+
+    def keras_graph(self, b: KerasBuilder, x: str) -> str:
+        """The original's Pix2pix generator ``create()``, replayed on these modules."""
+        g = self.generator
+        skips = []
+        for block in g.down:
+            x = b.leaky_relu(b.conv(x, block.conv, "linear"), block.act)
+            if hasattr(block, "bn"):
+                x = b.batch_norm(x, block.bn)
+            skips.append(x)
+        skips.pop()  # the bottleneck is no skip
+        for block in g.up:
+            u = b.batch_norm(b.conv(b.up_sampling(x, block.up), block.conv, "relu"), block.bn)
+            x = b.concatenate([u, skips.pop()])
+        return b.conv(b.up_sampling(x, g.out_up), g.out, g.activation)
+
+
+# the 1.2.40 library's generator (class default) and the paper's; the title meant both
+register_preset("pix2pix", Pix2pix, titles=("Pix2pix",), n_parameters=16_661_121)
+register_preset(
+    "pix2pix_paper",
+    Pix2pix,
+    {
+        "down_widths": [64, 128, 256, 512, 512, 512],
+        "first_batch_norm": True,
+        "output_activation": "tanh",
+    },
+    titles=("Pix2pix",),
+    n_parameters=29_249_409,
+)

@@ -6,12 +6,15 @@ declares theirs::
     [project.entry-points."ais_torch.archs"]
     tiny_net = "tiny_arch.net:TinyNet"
 
-Discovery reads installed metadata only (no imports), so :func:`available` is cheap. The class
-is imported by :func:`load` and checked there; every problem a user can hit (two packages
-claiming one name, a plugin that does not import, a ``pytorch_lightning`` class, an unknown
-name) is an :class:`~ais_torch.errors.ArchPluginError` that names the package and the fix.
-Preset names (:mod:`ais_torch.archs.presets`) are resolved here too, so ``build("vggnet_l")``
-works like an entry point with different default hyperparameters.
+Entry points are discovered from installed metadata; a class is imported by :func:`load` and
+checked there; every problem a user can hit (two packages claiming one name, a plugin that does
+not import, a ``pytorch_lightning`` class, an unknown name) is an
+:class:`~ais_torch.errors.ArchPluginError` that names the package and the fix.
+Preset names (:func:`~ais_torch.archs.presets.register_preset`, called next to each class) are
+resolved here too, so ``build("vggnet_l")`` works like an entry point with different default
+hyperparameters. Presets are known once their modules are imported, so listing imports the
+architectures' modules (torch included); a plugin that fails to import is still listed by its
+entry-point name and reported when it is built.
 
 ``AIS_TORCH_DISABLE_PLUGINS=1`` ignores every distribution but ais_torch itself (for debugging
 and reproducible runs, like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``).
@@ -19,6 +22,7 @@ and reproducible runs, like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``).
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import importlib.metadata as md
@@ -26,9 +30,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ais_torch.archs.presets import PRESETS
+from ais_torch.archs.presets import Preset, registered
 from ais_torch.errors import ArchPluginError, ConfigError
 
 if TYPE_CHECKING:
@@ -82,11 +86,56 @@ def _entries() -> dict[str, ArchEntry]:
                 f"({previous.target}) and {entry.origin} ({entry.target}); uninstall one of "
                 f"them, or set {DISABLE_ENV}=1 to use only ais_torch's own architectures"
             )
-    for name, entry in found.items():
-        if name in PRESETS and PRESETS[name][0] != name:
+    return found
+
+
+@functools.cache
+def _classes() -> tuple[dict[type, str], dict[str, ArchEntry]]:
+    """Entry-point name by class object, and the entries that fail to import.
+
+    Importing the classes' modules runs their :func:`register_preset` calls. Classes are
+    matched by identity, so a re-exported class is found and a stale registration (from a
+    module since re-imported or removed) is not.
+    """
+    by_class: dict[type, str] = {}
+    failed: dict[str, ArchEntry] = {}
+    for name, entry in _entries().items():
+        try:
+            obj = md.EntryPoint(entry.name, entry.target, GROUP).load()
+        except Exception:  # reported, with the fix, when this entry is built (_load_entry)
+            failed[name] = entry
+            continue
+        if isinstance(obj, type):
+            by_class.setdefault(obj, name)
+    return by_class, failed
+
+
+@functools.cache
+def presets() -> dict[str, tuple[str, Preset]]:
+    """Registered presets of available architectures: name -> (entry-point name, preset).
+
+    In registration order. A preset whose class is no available entry point (a plugin that was
+    uninstalled or disabled) is left out; an entry point named like another class's preset is
+    an error, as the name would mean two things.
+    """
+    entries = _entries()
+    by_class, _failed = _classes()
+    found: dict[str, tuple[str, Preset]] = {}
+    for preset in registered():
+        arch = by_class.get(preset.arch_class)
+        if arch is not None:
+            found[preset.name] = (arch, preset)
+    for name, entry in entries.items():
+        if name in found and found[name][0] != name:
+            owner = entries[found[name][0]].package
             raise ArchPluginError(
-                f"architecture name {name!r} from {entry.origin} clashes with ais_torch's preset "
+                f"architecture name {name!r} from {entry.origin} clashes with {owner}'s preset "
                 f"of that name; the plugin must choose another name (or set {DISABLE_ENV}=1)"
+            )
+        if name in found and found[name][1].hparams:
+            raise ArchPluginError(
+                f"preset {name!r} shares its name with its class's entry point, so it must be "
+                "that class's defaults (no hyperparameters)"
             )
     return found
 
@@ -95,33 +144,38 @@ def refresh() -> None:
     """Forget what was discovered (after installing a plugin or changing ``sys.path``)."""
     importlib.invalidate_caches()
     _entries.cache_clear()
+    _classes.cache_clear()
+    presets.cache_clear()
 
 
 def available() -> list[str]:
-    """Sorted names that :func:`build` accepts: entry points plus ais_torch's presets."""
-    entries = _entries()
-    presets = {name for name, (arch, _) in PRESETS.items() if arch in entries}
-    return sorted(set(entries) | presets)
+    """Sorted names that :func:`build` accepts: entry points plus their presets."""
+    return sorted(set(_entries()) | set(presets()))
 
 
-def _resolve(name: str) -> tuple[ArchEntry, dict[str, Any]]:
+def _resolve(name: str) -> tuple[ArchEntry, dict[str, object]]:
     """(entry point, preset hyperparameters) for an entry-point or preset name."""
     entries = _entries()
     if name in entries:
         return entries[name], {}
-    if name in PRESETS and PRESETS[name][0] in entries:
-        arch, hparams = PRESETS[name]
-        return entries[arch], dict(hparams)
+    if name in presets():
+        arch, preset = presets()[name]
+        return entries[arch], copy.deepcopy(dict(preset.hparams))
     names = available()
     if not names:
         raise ArchPluginError(
             f"unknown architecture {name!r}: no architectures are registered under the "
             f"entry-point group {GROUP!r}. Is ais_torch installed (pip install -e .)?"
         )
-    raise ArchPluginError(f"unknown architecture {name!r}; available: {', '.join(names)}")
+    failed = _classes()[1]
+    hint = ""
+    if failed:
+        broken = ", ".join(f"{n!r} ({e.origin})" for n, e in sorted(failed.items()))
+        hint = f"; presets of architectures that fail to import are unknown: {broken}"
+    raise ArchPluginError(f"unknown architecture {name!r}; available: {', '.join(names)}{hint}")
 
 
-def describe(name: str) -> dict[str, Any]:
+def describe(name: str) -> dict[str, object]:
     """Where ``name`` comes from: entry point, class path, package, version, preset hparams.
 
     Meant to be stored next to weights, so a model file says which plugin it needs.
@@ -186,27 +240,35 @@ def check_class(obj: object, entry: ArchEntry) -> None:
     raise ArchPluginError(f"{where} is not a subclass of ais_torch.archs.AisArch")
 
 
-def build(name: str, **hparams: Any) -> AisArch:
+def build(name: str, **hparams: object) -> AisArch:
     """Build architecture ``name`` (entry point or preset); ``hparams`` override the preset's.
 
     This is the Hydra target of ``conf/arch/*.yaml``; OmegaConf containers are turned into
-    plain lists/dicts so the recorded hyperparameters stay plain JSON.
+    plain lists/dicts so the recorded hyperparameters stay plain JSON. ``None`` for one of the
+    hyperparameters every architecture shares (:data:`~ais_torch.archs.base.COMMON_HPARAMS`,
+    where it is never a valid value) means "the preset's own": that is how
+    ``conf/arch/base.yaml`` offers them for overriding without repeating any value.
     """
+    from ais_torch.archs.base import COMMON_HPARAMS
+
     entry, preset = _resolve(name)
     cls = _load_entry(entry)
-    kwargs = {**preset, **{k: _plain(v) for k, v in hparams.items()}}
+    overrides = {
+        k: _plain(v) for k, v in hparams.items() if not (v is None and k in COMMON_HPARAMS)
+    }
     try:
-        model = cls(**kwargs)
+        model = cls(**{**preset, **overrides})
     except TypeError as err:
         if "keyword argument" not in str(err):
             raise
         raise ConfigError(f"architecture {name!r} ({entry.target}): {err}") from err
+    # provenance, not hyperparameters: the class cannot know which name it was built under
     model.arch_name = entry.name
-    model.preset = name if name in PRESETS else None
+    model.preset = name if name in presets() else None
     return model
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):

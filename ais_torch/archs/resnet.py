@@ -10,14 +10,21 @@ Table 1 network had a fifth block of 512 (4,887,265 parameters): ``widths`` sele
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ais_torch.archs.base import AisArch
 from ais_torch.archs.layers import conv
+from ais_torch.archs.presets import register_preset
 from ais_torch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ais_torch.archs.base import CommonHparams
+    from ais_torch.formats.keras.emit import KerasBuilder
 
 
 class ResidualBlock(nn.Module):
@@ -37,12 +44,12 @@ class ResNet(AisArch):
     """Residual CNN (the original's ``Ais/models/resnet.py``)."""
 
     title = "ResNet"
-    keras_titles = ("ResNet",)
     min_size_multiple = 1
 
-    def __init__(self, *, widths: Sequence[int] = (32, 64, 128, 256), **common: Any) -> None:
+    def __init__(
+        self, *, widths: Sequence[int] = (32, 64, 128, 256), **common: Unpack[CommonHparams]
+    ) -> None:
         super().__init__(**common)
-        widths = self._plain_hparam("widths", widths)
         if not widths:
             raise ConfigError("ResNet needs at least one block width")
         blocks = []
@@ -57,3 +64,22 @@ class ResNet(AisArch):
         if self._should_check():
             self.check_input_shape(x)
         return torch.sigmoid(self.head(self.blocks(x)))
+
+    def keras_graph(self, b: KerasBuilder, x: str) -> str:
+        """The original's ``resnet.py`` ``create()``, replayed on these modules."""
+        for block in self.blocks:
+            main = b.conv(b.conv(x, block.conv1, "linear"), block.conv2, "linear")
+            shortcut = b.conv(x, block.shortcut, "linear")
+            x = b.activation(b.add([shortcut, main]), "relu")
+        return b.conv(x, self.head, "sigmoid", padding="valid")
+
+
+# the library's 4 blocks (class default) and the paper's 5; the title "ResNet" meant both
+register_preset("resnet", ResNet, titles=("ResNet",), n_parameters=1_215_457)
+register_preset(
+    "resnet_paper",
+    ResNet,
+    {"widths": [32, 64, 128, 256, 512]},
+    titles=("ResNet",),
+    n_parameters=4_887_265,
+)

@@ -21,7 +21,6 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -140,7 +139,7 @@ def quiet_lightning() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def quiet_trainer_args(root: Path) -> dict[str, Any]:
+def quiet_trainer_args(root: Path) -> dict[str, str | int | bool]:
     """``Trainer`` arguments for a throw-away CPU run: no logger, checkpoints or bars."""
     return {
         "accelerator": "cpu",

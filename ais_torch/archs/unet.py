@@ -1,6 +1,6 @@
 """UNet: encoder, bottleneck and a decoder with skip connections (UNet S, M, L; ezm-2d).
 
-One class, several sizes (presets in :mod:`ais_torch.archs.presets`):
+One class, several sizes (the presets registered at the end of this module):
 
 * encoder level i: ``encoder[i]`` 3x3 relu convs (each -> BatchNormalization if
   ``batch_norm``), whose output is the skip; then MaxPooling2D 2;
@@ -27,14 +27,21 @@ we use (a rate does not show in a parameter count).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from ais_torch.archs.base import AisArch
 from ais_torch.archs.layers import conv, conv_block, conv_transpose2x, upsample2x
+from ais_torch.archs.presets import register_preset
 from ais_torch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ais_torch.archs.base import CommonHparams
+    from ais_torch.formats.keras.emit import KerasBuilder
 
 
 class UpStage(nn.Module):
@@ -53,7 +60,7 @@ class UNet(AisArch):
     """U-Net with configurable depth and widths; the defaults are UNet S (the paper's UNet)."""
 
     title = "UNet"
-    keras_titles = ("UNet S", "UNet M", "UNet L", "UNet", "UNet deep")
+    keras_concat_axis: ClassVar[int] = -1  # the skip concatenation's axis as the original wrote it
 
     def __init__(
         self,
@@ -64,13 +71,9 @@ class UNet(AisArch):
         up_widths: Sequence[int] | None = None,
         batch_norm: bool = False,
         bottleneck_dropout: float = 0.0,
-        **common: Any,
+        **common: Unpack[CommonHparams],
     ) -> None:
         super().__init__(**common)
-        encoder = self._plain_hparam("encoder", encoder)
-        bottleneck = self._plain_hparam("bottleneck", bottleneck)
-        decoder = self._plain_hparam("decoder", decoder)
-        up_widths = self._plain_hparam("up_widths", up_widths)
         if not encoder or not bottleneck or len(decoder) != len(encoder):
             raise ConfigError(
                 f"UNet: need >= 1 encoder level, a bottleneck and one decoder stage per level; "
@@ -121,3 +124,46 @@ class UNet(AisArch):
         for stage, skip in zip(self.stages, reversed(skips), strict=True):
             x = stage(x, skip)
         return torch.sigmoid(self.head(x))
+
+    def keras_graph(self, b: KerasBuilder, x: str) -> str:
+        """The original's UNet ``create()`` (and easymode's), replayed on these modules."""
+        skips = []
+        for level in self.encoder:
+            x = b.sequence(x, level)
+            skips.append(x)
+            x = b.max_pool(x, self.pool)
+        x = b.sequence(x, self.bottleneck)
+        for stage, skip in zip(self.stages, reversed(skips), strict=True):
+            up = b.sequence(x, stage.up)
+            x = b.sequence(b.concatenate([up, skip], self.keras_concat_axis), stage.convs)
+        return b.conv(x, self.head, "sigmoid", padding="valid")
+
+
+# UNet S is the class default (the paper's "UNet"; older originals called it "UNet", "UNet deep")
+register_preset("unet_s", UNet, titles=("UNet S", "UNet", "UNet deep"))
+register_preset(
+    "unet_m",
+    UNet,
+    {
+        "encoder": [[32, 32], [64, 64], [128, 128], [256, 256]],
+        "bottleneck": [512, 512],
+        "decoder": [[256, 256], [128, 128], [64, 64], [32, 32]],
+        "up_widths": [256, 128, 64, 32],
+        "batch_norm": True,
+        "bottleneck_dropout": 0.25,
+    },
+    titles=("UNet M",),
+)
+register_preset(
+    "unet_l",
+    UNet,
+    {
+        "encoder": [[64, 64], [128, 128], [256, 512], [512, 512]],
+        "bottleneck": [1024, 1024],
+        "decoder": [[512, 512], [512, 512], [128, 128], [64, 64]],
+        "up_widths": [512, 512, 128, 64],
+        "batch_norm": True,
+        "bottleneck_dropout": 0.5,
+    },
+    titles=("UNet L",),
+)

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.demo out=DIR``: write the built-in synthetic demo data set.
+"""``ais-torch demo out=DIR``: write the built-in synthetic demo data set.
 
 Gives a new user (and the tests) tomograms, training annotations and ground truth with no
 download. Arguments are plain ``key=value`` pairs so the command reads the same as the Hydra
@@ -11,32 +11,45 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ais_torch.commands.shell import parse_key_values, wants_help
+from ais_torch.commands.shell import (
+    Key,
+    interrupted,
+    key_names,
+    parse_key_values,
+    render_help,
+    wants_help,
+)
 from ais_torch.errors import AisError, ConfigError
 from ais_torch.training.synthetic import FEATURES, DemoFiles, write_demo
 
 __all__ = ["DemoFiles", "main", "write_demo"]
 
-USAGE = """\
-usage: python -m ais_torch.demo out=DIR [n=2] [seed=0] [shape=64,256,256] [slices=6] [overwrite=0]
+KEYS = (
+    Key("out", "output folder (created)", "folder", "out=demo_data"),
+    Key("n", "number of tomograms (tomogram i uses seed + i)", "tomograms", "n=4", "2"),
+    Key("seed", "random seed (same seed, same voxels)", "integer", "seed=3", "0"),
+    Key("shape", "tomogram size z,y,x (at least 24,80,80)", "voxels", "shape=32,128,128",
+        "64,256,256"),
+    Key("slices", "annotated z-slices per feature", "slices", "slices=4", "6"),
+    Key("overwrite", "1/true rewrites existing files (otherwise they are kept)", "bool",
+        "overwrite=1", "0"),
+)  # fmt: skip
+"""Every key of the command, once: the parser and ``--help`` both read it."""
 
+_KEYS = key_names(KEYS)
+USAGE = render_help(
+    "usage: ais-torch demo out=DIR [n=2] [seed=0] [shape=64,256,256] [slices=6] [overwrite=0]",
+    """\
 Write synthetic cryo-ET tomograms (10 Å/voxel) with vesicle membranes, a carbon film edge,
 membrane-bound "antibody" particles ~22 nm from the membrane and decoy particles, plus:
   annotations/<tomo>__<feature>.mrc  training labels on `slices` z-slices (0/1; 2 = ignore)
   truth/<tomo>__<feature>.mrc        dense ground truth
   <tomo>__antibody_truth.tsv/.star   true particle centres (x y z voxels)
   demo.json                          what was made
-Existing files are kept (rerun is cheap) unless overwrite=1.
-
-  out        output folder (created)
-  n          number of tomograms (tomogram i uses seed+i)
-  seed       random seed (same seed, same voxels)
-  shape      z,y,x voxels (at least 24,80,80)
-  slices     annotated z-slices per feature
-  overwrite  1/true to rewrite existing files
-"""
-
-_KEYS = ("out", "n", "seed", "shape", "slices", "overwrite")
+Existing files are kept (rerun is cheap) unless overwrite=1. Also runs as
+python -m ais_torch.demo (and ais-torch-demo).""",
+    KEYS,
+)
 
 
 class _UsageError(ConfigError):
@@ -124,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AisError as err:
         print(f"ais_torch.demo: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        raise interrupted() from None
     except OSError as err:  # e.g. a read-only or full output folder
         where = err.filename or kwargs.get("out_dir")
         print(

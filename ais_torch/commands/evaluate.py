@@ -1,4 +1,4 @@
-"""``python -m ais_torch.evaluate``: score a segmentation against labels, or picks against truth.
+"""``ais-torch evaluate``: score a segmentation against labels, or picks against truth.
 
 Why a command: the team compares its picks and segmentations with the original Ais's on the same
 files, and users compare settings (threshold, spacing) on a labelled tomogram; both need the same
@@ -14,100 +14,48 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ais_torch.commands.shell import command_main, number_arg, parse_key_values
-from ais_torch.errors import AisInputError, ConfigError
-
-USAGE = """\
-usage: python -m ais_torch.evaluate [seg=S.mrc label=L.mrc] [picks=P.star truth=T.tsv] [json=OUT]
-
-Segmentation:  Dice and IoU of seg (> threshold) against label (> 0).
-  seg          segmentation .mrc (uint 0-255 as `ais segment` writes, or float 0-1)
-  label        label volume .mrc of the same shape (nonzero = feature)
-  threshold    grey level 0-255 or probability 0-1 (default 128)
-Picking:  precision, recall, F1 (one-to-one matching) and the CZII F-beta.
-  picks        .star / .txt / .tsv / copick .json of picked particles (voxels)
-  truth        true centres in any of those formats
-  match_px     a pick within this distance of a true centre is a hit (default 5)
-  radius       particle radius in Å for the CZII score (hit within 0.5 x radius) ...
-  radius_px    ... or in voxels (default: 2 x match_px, so both use the same distance)
-  beta         F-beta's beta (default 4, the CZII challenge's)
-  voxel_size_A voxel size in Å (for radius= and copick .json without one)
-json           write all numbers to this file
-"""
-
-_KEYS = (
-    "seg",
-    "label",
-    "threshold",
-    "picks",
-    "truth",
-    "match_px",
-    "radius",
-    "radius_px",
-    "beta",
-    "voxel_size_A",
-    "json",
+from ais_torch.commands.shell import (
+    Key,
+    command_main,
+    key_names,
+    number_arg,
+    parse_key_values,
+    render_help,
 )
+from ais_torch.errors import ConfigError
+from ais_torch.evaluation.files import evaluate_picks, evaluate_segmentation
 
+KEYS = (
+    Key("seg", "segmentation .mrc (grey 0-255 as segment writes, or float 0-1)", "file",
+        "seg=tomo__Membrane.mrc"),
+    Key("label", "label volume .mrc of the same shape (nonzero = feature)", "file",
+        "label=membrane_label.mrc"),
+    Key("threshold", "seg voxels above it count: grey level 0-255 or probability 0-1",
+        "grey level or probability", "threshold=0.5", "128"),
+    Key("picks", "picked particles: .star, .txt, .tsv or copick .json", "file (voxels)",
+        "picks=tomo__Antibody_coords.star"),
+    Key("truth", "true centres, in any of those formats", "file (voxels)",
+        "truth=tomo_truth.tsv"),
+    Key("match_px", "a pick this close to a true centre is a hit (one-to-one)", "voxels",
+        "match_px=4", "5"),
+    Key("radius", "particle radius for the CZII score (hit within 0.5 x radius); needs "
+        "voxel_size_A", "Å", "radius=60"),
+    Key("radius_px", "... the same in voxels", "voxels", "radius_px=6", "2 x match_px"),
+    Key("beta", "the F-beta's beta (the CZII challenge's)", "", "beta=1", "4"),
+    Key("voxel_size_A", "voxel size, for radius= and copick .json without one", "Å",
+        "voxel_size_A=10"),
+    Key("json", "write all numbers to this file", "file", "json=scores.json"),
+)  # fmt: skip
+"""Every key of the command, once: the parser and ``--help`` both read it."""
 
-def evaluate_segmentation(seg: Path, label: Path, threshold: float = 128.0) -> dict[str, Any]:
-    """Dice and IoU of ``seg > threshold`` (grey or probability; postprocess/scale) vs label > 0."""
-    import numpy as np
-
-    from ais_torch.evaluation.metrics import dice_iou
-    from ais_torch.formats.encoding import threshold_on
-    from ais_torch.formats.mrc import read_volume
-
-    s = read_volume(seg)
-    lab = read_volume(label, check_finite=False)
-    if s.shape != lab.shape:
-        raise AisInputError(
-            f"{seg}: shape {s.shape} differs from the label {label} {lab.shape}; "
-            "score a segmentation of the labelled tomogram"
-        )
-    data = np.asarray(s.data)
-    pred = data > threshold_on(data, threshold)
-    truth = np.asarray(lab.data) > 0
-    dice, iou = dice_iou(pred, truth)
-    return {
-        "segmentation": str(seg),
-        "label": str(label),
-        "threshold": float(threshold),
-        "dice": dice,
-        "iou": iou,
-        "predicted_voxels": int(pred.sum()),
-        "label_voxels": int(truth.sum()),
-    }
-
-
-def evaluate_picks(
-    picks: Path,
-    truth: Path,
-    *,
-    match_px: float = 5.0,
-    radius_px: float | None = None,
-    beta: float = 4.0,
-    voxel_size_A: float | None = None,
-) -> dict[str, Any]:
-    """Matched precision/recall/F1 plus the CZII F-beta of one pick file against the truth."""
-    from ais_torch.evaluation.metrics import czii_fbeta, score_picks
-    from ais_torch.formats.coordinates import read_coordinates
-
-    if match_px <= 0:
-        raise ConfigError(f"match_px={match_px} must be > 0")
-    radius = 2.0 * match_px if radius_px is None else radius_px
-    if radius <= 0:
-        raise ConfigError(f"radius={radius} must be > 0")
-    p = read_coordinates(picks, voxel_size_A=voxel_size_A)
-    t = read_coordinates(truth, voxel_size_A=voxel_size_A)
-    score = score_picks(p, t, match_px)
-    czii = czii_fbeta(p, t, radius, beta=beta)
-    return {
-        "picks": str(picks),
-        "truth": str(truth),
-        **score.as_dict(),
-        "czii": {**czii.as_dict(), "radius_px": radius},
-    }
+_KEYS = key_names(KEYS)
+USAGE = render_help(
+    "usage: ais-torch evaluate [seg=S.mrc label=L.mrc] [picks=P.star truth=T.tsv] [json=OUT]",
+    """\
+Segmentation: Dice and IoU of seg (> threshold) against label (> 0). Picking: precision,
+recall, F1 (one-to-one matching) and the CZII F-beta. Also runs as python -m ais_torch.evaluate.""",
+    KEYS,
+)
 
 
 def table(report: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.export model=X.scnm format=onnx|keras out=Y``: convert a model file.
+"""``ais-torch export model=X.scnm format=onnx|keras out=Y``: convert a model file.
 
 Why: a model trained here (or by the original Ais) should run where ais_torch is not installed:
 onnxruntime (``format=onnx``) or the original Ais itself (``format=keras``: a ``.scnm`` with a
@@ -12,23 +12,33 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ais_torch.commands.shell import command_main, parse_key_values
+from ais_torch.commands.shell import (
+    Key,
+    command_main,
+    key_names,
+    parse_key_values,
+    render_help,
+)
 from ais_torch.errors import ConfigError
 
-USAGE = """\
-usage: python -m ais_torch.export model=X.scnm format=onnx|keras [out=Y] [opset=N]
+KEYS = (
+    Key("model", "the .scnm to convert (ours or the original Ais's)", "file",
+        "model=Membrane.scnm"),
+    Key("format", "onnx (dynamic batch/height/width, metadata in metadata_props) | keras (a "
+        ".scnm the original Ais opens: Keras 2.15 .h5 + its metadata)", "", "format=keras",
+        "onnx"),
+    Key("out", "output file; default the model's name with the format's suffix (keras: "
+        "<name>_original.scnm)", "file", "out=Membrane.onnx"),
+    Key("opset", "ONNX opset version (default: the exporter's)", "version", "opset=18"),
+)  # fmt: skip
+"""Every key of the command, once: the parser and ``--help`` both read it."""
 
-Convert an Ais model (.scnm, ours or the original's) to another format.
-
-  model   the .scnm to convert
-  format  onnx  (dynamic batch/height/width; metadata in the ONNX metadata_props)
-          keras (a .scnm the original Ais opens: Keras 2.15 .h5 + its metadata JSON)
-  out     output file (default: the model's name with the format's suffix; for keras
-          <name>_original.scnm)
-  opset   ONNX opset version (default: the exporter's)
-"""
-
-_KEYS = ("model", "format", "out", "opset")
+_KEYS = key_names(KEYS)
+USAGE = render_help(
+    "usage: ais-torch export model=X.scnm format=onnx|keras [out=Y] [opset=N]",
+    "Convert an Ais model to another format. Also runs as python -m ais_torch.export.",
+    KEYS,
+)
 SUFFIX = {"onnx": ".onnx", "keras": ".scnm"}
 DEFAULT_NAME = {"onnx": "{stem}.onnx", "keras": "{stem}_original.scnm"}
 

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.models info FILE``: what a model file holds, and whether it is safe.
+"""``ais-torch inspect info FILE``: what a model file holds, and whether it is safe.
 
 Why: models are downloaded from the internet; a user should be able to look inside one before
 opening it. Nothing here builds a network or loads weights: ``.scnm`` tars are checked member by
@@ -17,18 +17,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ais_torch.commands.shell import command_main
+from ais_torch.commands.shell import Key, command_main, render_help
 from ais_torch.errors import ConfigError, ModelFormatError
 from ais_torch.formats.scnm import ModelMetadata
 
-USAGE = """\
-usage: python -m ais_torch.models info FILE
-
+INFO = Key(
+    "info FILE",
+    "the model file: .scnm (ours or the original Ais's), .scnmgroup or .onnx",
+    "file",
+    "info Membrane.scnm",
+)
+USAGE = render_help(
+    "usage: ais-torch inspect info FILE",
+    """\
 Print a model's metadata (title, architecture, parameters, box, apix, threshold, ...), the
 archive members with their sizes and whether the file passed the safety checks, without
-building the network or loading its weights. FILE: .scnm (ours or the original Ais's),
-.scnmgroup or .onnx. An unsafe or unreadable file ends in one line on stderr, exit code 2.
-"""
+building the network or loading its weights. An unsafe or unreadable file ends in one line on
+stderr, exit code 2. Also runs as python -m ais_torch.models (its older name).""",
+    (INFO,),
+    heading="arguments:",
+)
 
 SAFE_SCNM = "plain member names, no links or devices, sizes bounded"
 

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.mesh data=DIR out=DIR``: segmentations → one .obj surface file each.
+"""``ais-torch mesh data=DIR out=DIR``: segmentations → one .obj surface file each.
 
 Why: Blender, ChimeraX and the original Ais's scene export all take .obj meshes; making them
 on a cluster node next to the segmentations saves moving whole volumes around. The meshing
@@ -12,63 +12,58 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ais_torch.commands.shell import command_main, number_arg, parse_key_values
+from ais_torch.commands.shell import (
+    Key,
+    command_main,
+    key_names,
+    number_arg,
+    parse_key_values,
+    render_help,
+)
 from ais_torch.errors import ConfigError
 from ais_torch.formats.naming import find_results, split_list
 
-USAGE = """\
-usage: python -m ais_torch.mesh data=DIR|GLOB|FILE[,FILE…] [feature=NAME[,NAME…]] [level=0.5]
-                                [min_size=0] [out=DIR] [units=nm|A] [frame=center|map]
-                                [smooth=0] [decimate=0] [bin=1] [models=M.scnm[,…]]
+KEYS = (
+    Key("data", "segmentations: a folder (all *__*.mrc in it), a glob, or comma-separated .mrc "
+        "files", "file/folder", "data=segmented/"),
+    Key("feature", "only these features (the part after '__'); default all", "names",
+        "feature=Membrane,Carbon"),
+    Key("level", "surface level: probability 0-1 or grey level 1-255", "probability or grey",
+        "level=128", "0.5"),
+    Key("min_size", "remove components smaller than this (\"dust\"); 0 keeps all", "voxels",
+        "min_size=100", "0"),
+    Key("out", "output folder for <tomo>__<feature>.obj; default next to each segmentation",
+        "folder", "out=meshes/"),
+    Key("units", "vertex units: nm (like the original) or A", "nm | Å", "units=A", "nm"),
+    Key("frame", "center: origin at the volume centre (like the original); map: the MRC header "
+        "frame, overlays the map in ChimeraX", "", "frame=map", "center"),
+    Key("smooth", "Taubin smoothing iterations", "iterations", "smooth=20", "0"),
+    Key("decimate", "fraction of triangles removed after smoothing, 0 <= d < 1", "fraction",
+        "decimate=0.5", "0"),
+    Key("bin", "block-average the volume by this factor first (faster, coarser)", "factor",
+        "bin=2", "1"),
+    Key("models", ".scnm files whose colours the meshes get (matched by title = feature)",
+        "files", "models=Membrane.scnm,Carbon.scnm"),
+)  # fmt: skip
+"""Every key of the command, once: the parser and ``--help`` both read it."""
 
-Make one .obj surface mesh per segmentation <tomo>__<feature>.mrc (as written by the original
-Ais or ais_torch.segment): marching cubes on every connected component at or above the level,
-dust removed. Output <out>/<tomo>__<feature>.obj (first line '# colour r g b').
-
-  data      folder (all *__*.mrc in it), glob pattern, or comma-separated .mrc files
-  feature   only these features (the part after '__'); default all
-  level     probability 0–1 (e.g. 0.5) or grey level 1–255 (e.g. 128); default 0.5
-  min_size  remove components smaller than this many voxels ("dust"); default 0 (keep all)
-  out       output folder; default: next to each segmentation
-  units     nm (default, like the original) or A
-  frame     center: origin at the volume centre (default, like the original);
-            map: the MRC header frame (voxel × size + origin), overlays the map in ChimeraX
-  smooth    Taubin smoothing iterations (e.g. 20); default 0
-  decimate  fraction of triangles to remove after smoothing, 0 ≤ d < 1 (e.g. 0.5)
-  bin       block-average the volume by this factor first (faster, coarser); default 1
-  models    .scnm files whose colours the .obj files get (matched by title = feature)
-
-A segmentation with nothing at or above the level gives an .obj holding only its header
-comments (a valid, empty mesh), and a line saying so.
-"""
-
-_KEYS = (
-    "data",
-    "feature",
-    "level",
-    "min_size",
-    "out",
-    "units",
-    "frame",
-    "smooth",
-    "decimate",
-    "bin",
-    "models",
+_KEYS = key_names(KEYS)
+USAGE = render_help(
+    "usage: ais-torch mesh data=SEGMENTATIONS [feature=NAME[,NAME…]] [out=DIR] [key=value ...]",
+    """\
+Make one .obj surface mesh per segmentation <tomo>__<feature>.mrc: marching cubes on every
+connected component at or above the level, dust removed; <out>/<tomo>__<feature>.obj starts
+with '# colour r g b'. A segmentation with nothing at the level gives a valid, empty mesh and a
+line saying so. Also runs as python -m ais_torch.mesh.""",
+    KEYS,
 )
 
 
 def _run(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
-    from ais_torch.formats.mrc import read_volume
     from ais_torch.formats.naming import split_name
-    from ais_torch.meshes.surface import (
-        FRAMES,
-        normalise_units,
-        probability_level,
-        segmentation_mesh,
-        write_obj,
-    )
+    from ais_torch.meshes.surface import FRAMES, mesh_file, normalise_units, probability_level
     from ais_torch.viewer.scene import assign_colours, model_colours
 
     args = parse_key_values(argv, _KEYS, example="data=segmented/ level=0.5 min_size=100")
@@ -97,16 +92,14 @@ def _run(argv: Sequence[str]) -> int:
     colours = assign_colours(names, model_colours(models))  # type: ignore[arg-type]
 
     for path in tqdm(files, desc="meshing", unit="file", disable=len(files) < 2):
-        vol = read_volume(path, check_finite=False)
-        mesh = segmentation_mesh(
-            vol.data,
-            voxel_size_A=vol.voxel_size_A,
-            origin_A=vol.origin_A,
+        target = (out_dir or path.parent) / f"{path.stem}.obj"
+        mesh = mesh_file(
+            path,
+            target,
+            colour=colours[split_name(path)[1]],
             progress=True,
             **options,  # type: ignore[arg-type]
         )
-        target = (out_dir or path.parent) / f"{path.stem}.obj"
-        write_obj(target, mesh, colour=colours[split_name(path)[1]], source=path.name)
         if mesh.is_empty:
             info = mesh.info
             why = (

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.pick data=DIR feature=NAME out=DIR``: particle coordinates per tomogram.
+"""``ais-torch pick data=DIR feature=NAME out=DIR``: particle coordinates per tomogram.
 
 Reads every ``<tomo>__<feature>.mrc`` segmentation, picks it with the chosen method (see
 :mod:`ais_torch.picking.settings`) and writes ``<tomo>__<feature>_coords.txt`` (the paper's
@@ -10,43 +10,76 @@ and a tomogram without particles still gets valid, empty files.
 from __future__ import annotations
 
 import logging
-import os
+import shutil
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ais_torch.commands.shell import run_cli
+from ais_torch.commands.shell import Key, hydra_defaults, hydra_main, render_help, run_cli
 from ais_torch.config import config_dir
-from ais_torch.errors import AisError, AisInputError, ConfigError
+from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.picking.batch import (
+    FORMATS,
+    OutputSpec,
+    TomoResult,
+    find_segmentations,
+    pick_all,
+)
 from ais_torch.picking.settings import PickSettings
 
 log = logging.getLogger("ais_torch.pick")
-FORMATS = ("txt", "star", "json")
-SUFFIX = {"txt": "_coords.txt", "star": "_coords.star", "json": "_coords.json"}
 
+KEYS = (
+    Key("data", "segmentations: a folder, a glob ('seg/*.mrc') or one .mrc file", "file/folder",
+        "data=segmented/"),
+    Key("feature", "pick files named <tomo>__<feature>.mrc", "name", "feature=Antibody"),
+    Key("out", "output folder: <tomo>__<feature>_coords.{txt,star,json}", "folder",
+        "out=picks/"),
+    Key("method", "watershed (the paper's six steps) | blob (the original ais pick) | filament",
+        "", "method=blob"),
+    Key("threshold", "voxels above it count; a probability 0-1 is read as 255 x p",
+        "grey level 0-255", "threshold=0.5"),
+    Key("spacing", "minimum particle spacing (blob: peak distance, filament: step)", "Å",
+        "spacing=100"),
+    Key("spacing_px", "... the same in voxels (wins over spacing)", "voxels", "spacing_px=10"),
+    Key("size", "minimum particle volume: smaller groups are dust", "Å³", "size=50000"),
+    Key("size_px", "... the same in voxels (wins over size)", "voxels", "size_px=30"),
+    Key("margin", "drop picks closer than this to any edge, z too (null = watershed 0, blob and "
+        "filament 16)", "voxels", "margin=8"),
+    Key("binning", "block-mean binning before picking (faster); coordinates stay unbinned",
+        "factor", "binning=2"),
+    Key("centroid", "blob: one pick per connected component, at its centroid", "bool",
+        "centroid=true"),
+    Key("orient", "null | normal | long-axis: Euler angles from each blob's shape", "",
+        "orient=normal"),
+    Key("orient_sign", "z | center | out: which way the shape axis points", "",
+        "orient_sign=out"),
+    Key("filament_length", "filament: minimum length", "Å", "filament_length=300"),
+    Key("filament_length_px", "... the same in voxels", "voxels", "filament_length_px=30"),
+    Key("twist", "filament: rlnAngleRot increment per point", "degrees", "twist=-30"),
+    Key("min_particles", "write no files for tomograms with fewer picks (0 = always write)",
+        "particles", "min_particles=1"),
+    Key("voxel_size_A", "override the segmentation header's voxel size", "Å",
+        "voxel_size_A=10"),
+    Key("formats", "any of txt (integer x y z), star (RELION 3 + 5), json (copick)", "list",
+        "formats=[txt,star,json]"),
+    Key("workers", "tomograms picked in parallel", "processes", "workers=4"),
+    Key("copick.object_name", "json: pickable object name (null = the feature)", "name",
+        "copick.object_name=ribosome"),
+    Key("copick.user_id", "json: copick user id", "", "copick.user_id=me"),
+    Key("copick.session_id", "json: copick session id", "", "copick.session_id=1"),
+)  # fmt: skip
+"""Every key of conf/pick/pick.yaml, once: ``--help`` is rendered from it."""
 
-@dataclass(frozen=True)
-class OutputSpec:
-    folder: Path
-    formats: tuple[str, ...]
-    min_particles: int = 0
-    voxel_size_A: float | None = None
-    object_name: str | None = None
-    user_id: str = "ais_torch"
-    session_id: str = "0"
-
-
-@dataclass(frozen=True)
-class TomoResult:
-    segmentation: Path
-    n_particles: int
-    files: tuple[Path, ...]
-    error: str | None = None
+USAGE = "usage: ais-torch pick data=SEGMENTATIONS feature=NAME out=FOLDER [key=value ...]"
+ABOUT = """\
+Pick particles from <tomo>__<feature>.mrc segmentations (grey 0-255 as segment writes, or
+float 0-1) and write <tomo>__<feature>_coords.{txt,star[,json]} per tomogram. Also runs as
+python -m ais_torch.pick. Full reference: docs/picking.md."""
+HYDRA_FILES = (".pick_config", "pick.log")
+"""What Hydra puts into ``out`` before the command runs (the resolved config and the log)."""
 
 
 def settings_from_cfg(cfg: DictConfig | dict) -> PickSettings:
@@ -68,106 +101,6 @@ def settings_from_cfg(cfg: DictConfig | dict) -> PickSettings:
         filament_length_px=c.get("filament_length_px"),
         twist=float(c.get("twist", 0.0)),
     ).checked()
-
-
-def find_segmentations(data: str | os.PathLike, feature: str) -> list[Path]:
-    """``<tomo>__<feature>.mrc`` files under a folder, matching a glob, or one given file."""
-    from ais_torch.formats.naming import find_results
-
-    return find_results(data, [str(feature)])
-
-
-def pick_one(segmentation: Path, settings: PickSettings, spec: OutputSpec) -> TomoResult:
-    """Pick one segmentation and write its outputs (runs in a worker process)."""
-    import numpy as np
-
-    from ais_torch.formats.mrc import read_volume
-    from ais_torch.picking.settings import pick_array
-
-    try:
-        volume = read_volume(segmentation, voxel_size_A=spec.voxel_size_A)
-        picks = pick_array(np.asarray(volume.data), volume.voxel_size_A, settings)
-        if len(picks) < spec.min_particles:
-            return TomoResult(segmentation, len(picks), ())
-        files = write_picks(segmentation, picks, volume.voxel_size_A, volume.shape, spec)
-        return TomoResult(segmentation, len(picks), files)
-    except AisError as err:
-        return TomoResult(segmentation, 0, (), error=str(err))
-
-
-def write_picks(
-    segmentation: Path, picks: Any, voxel_size_A: float, shape: Sequence[int], spec: OutputSpec
-) -> tuple[Path, ...]:
-    """All requested formats for one tomogram, each atomically."""
-    from ais_torch.formats.coordinates import write_coordinates_txt, write_copick_json, write_star
-    from ais_torch.formats.naming import split_name
-    from ais_torch.picking.settings import particle_ids
-
-    stem = segmentation.name[: -len(".mrc")]
-    tomo_name, feature = split_name(segmentation)
-    files = []
-    if "txt" in spec.formats:
-        files.append(write_coordinates_txt(spec.folder / f"{stem}{SUFFIX['txt']}", picks.xyz))
-    if "star" in spec.formats:
-        extra = {picks.score_name: picks.score, **picks.columns}
-        extra["aisParticleID"] = particle_ids(segmentation.name, picks.xyz, picks.angles)
-        files.append(
-            write_star(
-                spec.folder / f"{stem}{SUFFIX['star']}",
-                picks.xyz,
-                tomo_name=tomo_name,
-                voxel_size_A=voxel_size_A,
-                shape_zyx=tuple(shape),
-                angles=picks.angles,
-                extra=extra,
-            )
-        )
-    if "json" in spec.formats:
-        from ais_torch.picking.orientation import euler_to_matrix
-
-        files.append(
-            write_copick_json(
-                spec.folder / f"{stem}{SUFFIX['json']}",
-                picks.xyz,
-                voxel_size_A=voxel_size_A,
-                object_name=spec.object_name or feature,
-                run_name=tomo_name,
-                user_id=spec.user_id,
-                session_id=spec.session_id,
-                scores=picks.score,
-                rotations=None if picks.angles is None else euler_to_matrix(picks.angles),
-            )
-        )
-    return tuple(files)
-
-
-def pick_all(
-    segmentations: Sequence[Path],
-    settings: PickSettings,
-    spec: OutputSpec,
-    workers: int = 1,
-    progress: bool = True,
-) -> list[TomoResult]:
-    """Pick every segmentation, ``workers`` processes at a time; results in input order."""
-    from tqdm import tqdm
-
-    spec.folder.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(segmentations), unit="tomo", desc="picking", disable=not progress)
-    results: dict[Path, TomoResult] = {}
-    try:
-        if workers <= 1 or len(segmentations) == 1:
-            for seg in segmentations:
-                results[seg] = pick_one(seg, settings, spec)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(segmentations))) as pool:
-                futures = {pool.submit(pick_one, s, settings, spec): s for s in segmentations}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update()
-    finally:
-        bar.close()
-    return [results[s] for s in segmentations]
 
 
 def run(cfg: DictConfig) -> list[TomoResult]:
@@ -211,21 +144,55 @@ def summary(results: Sequence[TomoResult], folder: Path) -> str:
     return "\n".join(lines)
 
 
+def help_text(overrides: Sequence[str] = ()) -> str:
+    """``ais-torch pick --help``: every key with meaning, unit, default and an example."""
+    defaults = hydra_defaults(str(config_dir() / "pick"), "pick", KEYS, overrides)
+    return render_help(USAGE, ABOUT, KEYS, defaults=defaults)
+
+
+def remove_if_unused(folder: Path) -> None:
+    """After a failed run: drop ``folder`` when it holds only what Hydra put there for it.
+
+    Hydra creates ``out`` (for the config copy and the log) before the command can check its
+    inputs; a run that wrote no picks should not leave that behind.
+    """
+    if not folder.is_dir() or any(p.name not in HYDRA_FILES for p in folder.iterdir()):
+        return
+    for handler in logging.getLogger().handlers:  # the log file lives in folder: close it first
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == (
+            folder.resolve()
+        ):
+            handler.close()
+            logging.getLogger().removeHandler(handler)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir() / "pick"), config_name="pick")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
+    out = Path(str(cfg.out))
+
     def _run() -> None:
         missing = [k for k in ("data", "feature") if OmegaConf.is_missing(cfg, k)]
         if missing:
             raise ConfigError(
                 f"missing {' and '.join(f'{k}=' for k in missing)}; "
-                "e.g. python -m ais_torch.pick data=segmented/ feature=Antibody out=picks/"
+                "e.g. ais-torch pick data=segmented/ feature=Antibody out=picks/"
             )
         results = run(cfg)
-        print(summary(results, Path(str(cfg.out))))
+        print(summary(results, out))
         if any(r.error for r in results):
             raise SystemExit(1)
 
-    run_cli(_run)
+    try:
+        run_cli(_run)
+    except BaseException:
+        remove_if_unused(out)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``ais-torch pick key=value ...`` (Hydra overrides; ``--help`` lists them)."""
+    hydra_main(argv, _hydra_main, help_text)
 
 
 if __name__ == "__main__":

@@ -1,45 +1,111 @@
 """``ais-torch segment model=M.scnm data=TOMOS/ out=SEG/``: segment whole tomograms.
 
-The shell: Hydra config → :func:`ais_torch.segmentation.batch.segment` → one line per failure.
+The shell: Hydra config (its own root, ``conf/segment/``, so ``data`` is a plain key) →
+:func:`ais_torch.segmentation.batch.segment` → one line per failure.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ais_torch.commands.shell import run_cli
+from ais_torch.commands.shell import Key, hydra_defaults, hydra_main, render_help, run_cli
 from ais_torch.errors import ConfigError
-from ais_torch.segmentation.batch import SegmentReport, segment
+
+if TYPE_CHECKING:
+    from ais_torch.segmentation.batch import SegmentReport
 
 # -- command line --------------------------------------------------------------------------------
-DATA_ALIAS = "data="
-"""``data`` is also a config group of the training app (conf/data/), which Hydra would try to
-load; on our command line ``data=...`` is therefore read as ``tomograms=...``."""
+KEYS = (
+    Key("model", "model file(s): .scnm, .scnmgroup, .onnx or .h5; several as a list",
+        "file", "model=[Membrane.scnm,Carbon.scnm]"),
+    Key("data", "tomograms: one .mrc, a folder, a glob or a .txt list of files", "file/folder",
+        "data=tomograms/"),
+    Key("out", "output folder; writes <out>/<tomogram>__<model title>.mrc", "folder",
+        "out=segmented/"),
+    Key("interactions", "named rule set from conf/segment/interactions/ applied when several "
+        "models run (competition, avoid/colocalize rules); keys inside: interactions.<key>",
+        "name", "interactions=antibody_platforms"),
+    Key("mode", "ais = whole slices, the original CLI's recipe; tiled = the GUI's tiles", "",
+        "mode=tiled"),
+    Key("tta", "test-time augmentation: orientations averaged (rot90 ×4, then x-flipped)",
+        "1-8 orientations", "tta=4"),
+    Key("dtype", "uint8 = grey 0-255 like the original (MRC mode 6); float32 = probabilities",
+        "", "dtype=float32"),
+    Key("data_apix", "tomogram voxel size (null = the MRC header; 0 = never rescale)", "Å",
+        "data_apix=13.48"),
+    Key("model_apix", "pixel size to rescale to (null = the model's; 0 = never rescale)", "Å",
+        "model_apix=10"),
+    Key("box_size", "tiled mode: tile size (null = the model's training box)", "pixels",
+        "box_size=128"),
+    Key("overlap", "tiled mode: fraction of a tile dropped as margin (null = the model's, 0.2)",
+        "fraction 0-0.9", "overlap=0.25"),
+    Key("model_depth", "input slices of 2.5D/3D models (null = the model's metadata)", "slices",
+        "model_depth=3"),
+    Key("z_range", "segment only slices [first, stop); the others are written as 0", "slices",
+        "z_range=[20,60]"),
+    Key("overwrite", "false = skip outputs that exist (a rerun resumes); true = redo them",
+        "bool", "overwrite=true"),
+    Key("device", "auto (cuda:<LOCAL_RANK> when a GPU is visible, else cpu) | cpu | cuda:1 …",
+        "", "device=cpu"),
+    Key("precision", "auto (bf16 on GPUs that support it, fp32 on CPU) | fp32 | bf16", "",
+        "precision=fp32"),
+    Key("backend", "auto (torch; onnxruntime for .onnx files) | torch | onnx", "",
+        "backend=onnx"),
+    Key("compile", "torch.compile the networks: ~10-30 s once, then faster", "bool",
+        "compile=true"),
+    Key("channels_last", "null = on for 2D/2.5D networks; false = NCHW memory layout", "bool",
+        "channels_last=false"),
+    Key("batch_size", "slices per network call; auto = what fits ~2 GB of activations",
+        "slices", "batch_size=8"),
+    Key("slab", "slices read per step; auto = up to 16 (256 MB); bounds memory", "slices",
+        "slab=4"),
+    Key("prefetch", "slabs queued between the reader, compute and writer threads", "slabs",
+        "prefetch=1"),
+    Key("postprocess", "apply the interactions/competition step when several models run",
+        "bool", "postprocess=false"),
+    Key("locks", ".<output>.lock files so independent runs on one folder never collide",
+        "bool", "locks=false"),
+    Key("progress", "progress bars (overall and per tomogram) with ETA", "bool",
+        "progress=false"),
+)  # fmt: skip
+"""Every key of conf/segment/segment.yaml, once: ``--help`` is rendered from it."""
+
+USAGE = "usage: ais-torch segment model=M.scnm data=TOMOGRAMS out=FOLDER [key=value ...]"
+ABOUT = """\
+Segment whole tomograms: one <tomogram>__<title>.mrc per model, the original Ais's recipe by
+default. Reruns skip finished outputs. Also runs as python -m ais_torch.segment.
+Full reference: docs/segmentation.md; --cfg job prints the composed config."""
 
 
-def _alias_argv(argv: Sequence[str]) -> list[str]:
-    return [f"tomograms={a[len(DATA_ALIAS) :]}" if a.startswith(DATA_ALIAS) else a for a in argv]
+def help_text(overrides: Sequence[str] = ()) -> str:
+    """``ais-torch segment --help``: every key with meaning, unit, default and an example."""
+    from ais_torch.config import config_dir
+
+    root = str(config_dir() / "segment")
+    defaults = hydra_defaults(root, "segment", KEYS, overrides)
+    return render_help(USAGE, ABOUT, KEYS, defaults=defaults)
 
 
 def run_config(cfg: Any) -> SegmentReport:
     """Run :func:`segment` from the ``segment`` Hydra config (a DictConfig or a dict)."""
     from omegaconf import OmegaConf
 
+    from ais_torch.segmentation.batch import segment
+
     if not isinstance(cfg, dict):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    missing = [k for k in ("model", "tomograms", "out") if cfg.get(k) in (None, "", "???")]
+    missing = [k for k in ("model", "data", "out") if cfg.get(k) in (None, "", "???")]
     if missing:
-        names = ", ".join("data" if k == "tomograms" else k for k in missing)
         raise ConfigError(
-            f"missing {names}; e.g. python -m ais_torch.segment model=Membrane.scnm "
+            f"missing {', '.join(missing)}; e.g. ais-torch segment model=Membrane.scnm "
             "data=tomograms/ out=segmentations/"
         )
     z_range = cfg.get("z_range")
     return segment(
         cfg["model"],
-        cfg["tomograms"],
+        cfg["data"],
         cfg["out"],
         mode=cfg["mode"],
         tta=cfg["tta"],
@@ -80,15 +146,14 @@ def _hydra_main(cfg: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m ais_torch.segment key=value ...`` (Hydra overrides; ``--help`` lists them)."""
+    """``ais-torch segment key=value ...`` (Hydra overrides; ``--help`` lists them)."""
     import hydra
 
     from ais_torch.config import config_dir
 
-    args = _alias_argv(sys.argv[1:] if argv is None else argv)
-    sys.argv = [sys.argv[0], *args]
-    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="segment")
-    app(_hydra_main)()
+    root = str(config_dir() / "segment")
+    app = hydra.main(version_base="1.3", config_path=root, config_name="segment")(_hydra_main)
+    hydra_main(argv, app, help_text)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""Shared behaviour of the command-line shells: one-line errors unless debugging."""
+"""Shared behaviour of the command-line shells: one help format, one-line errors, Ctrl-C.
+
+Every verb describes its keys once, as a table of :class:`Key` rows; ``--help`` is rendered
+from that table (and, for the Hydra verbs, the defaults of the composed config), so the help a
+user reads and the keys the parser accepts cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ais_torch.errors import AisError, ConfigError
@@ -12,9 +19,78 @@ from ais_torch.errors import AisError, ConfigError
 T = TypeVar("T")
 N = TypeVar("N")
 
+INTERRUPTED = "interrupted (Ctrl-C); files being written were not kept"
+"""The one line a command prints on Ctrl-C (outputs are written atomically, see formats/atomic)."""
+
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what a shell reports for a program stopped by Ctrl-C."""
+
+HELP_WIDTH = 100
+
+
+@dataclass(frozen=True)
+class Key:
+    """One ``key=value`` a verb accepts: a row of its ``--help``.
+
+    ``unit`` is the physical unit (Å, nm, voxels, grey level 0-255, …) or, for keys without one,
+    the kind of value (file, folder, list, bool); ``default`` is shown as given (Hydra verbs fill
+    it from their composed config instead).
+    """
+
+    name: str
+    meaning: str
+    unit: str = ""
+    example: str = ""
+    default: str = ""
+
+
+def key_names(keys: Sequence[Key]) -> tuple[str, ...]:
+    """The names a key=value parser accepts (dotted Hydra keys keep their dots)."""
+    return tuple(k.name for k in keys)
+
+
+def render_help(
+    usage: str,
+    about: str,
+    keys: Sequence[Key],
+    *,
+    defaults: Mapping[str, str] | None = None,
+    notes: str = "",
+    heading: str = "keys (key=value):",
+) -> str:
+    """``usage`` line(s), a short paragraph, then one block per key: meaning, unit, default, e.g."""
+    defaults = defaults or {}
+    width = max([len(k.name) for k in keys] + [8]) + 2
+    indent = " " * (2 + width)
+    lines = [usage.rstrip(), ""]
+    if about:
+        lines += [about.strip(), ""]
+    lines.append(heading)
+    for k in keys:
+        default = defaults.get(k.name, k.default)
+        facts = [f"unit: {k.unit}" if k.unit else "", f"default: {default}" if default else ""]
+        facts.append(f"e.g. {k.example}" if k.example else "")
+        text = k.meaning + ("." if k.meaning[-1:].isalnum() else "")
+        first = textwrap.wrap(text, HELP_WIDTH - len(indent)) or [""]
+        lines.append(f"  {k.name:<{width}}{first[0]}")
+        lines += [indent + rest for rest in first[1:]]
+        detail = "; ".join(f for f in facts if f)
+        if detail:
+            lines += [indent + d for d in textwrap.wrap(detail, HELP_WIDTH - len(indent))]
+    if notes:
+        lines += ["", notes.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def interrupted() -> SystemExit:
+    """Ctrl-C: one line on stderr, exit code 130 (raise what this returns)."""
+    print(INTERRUPTED, file=sys.stderr)
+    return SystemExit(EXIT_INTERRUPTED)
+
 
 def run_cli(fn: Callable[[], T]) -> T:
-    """Run ``fn``; an :class:`AisError` becomes ``error: <one line>`` and exit code 2.
+    """Run ``fn``; an :class:`AisError` becomes ``error: <one line>`` and exit code 2, Ctrl-C
+    one line and exit code 130.
 
     Set ``AIS_TORCH_DEBUG=1`` to see the full traceback instead.
     """
@@ -25,6 +101,10 @@ def run_cli(fn: Callable[[], T]) -> T:
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if os.environ.get("AIS_TORCH_DEBUG"):
+            raise
+        raise interrupted() from None
 
 
 def wants_help(args: Sequence[str]) -> bool:
@@ -74,3 +154,75 @@ def number_arg(
     except ValueError:
         what = "whole number" if kind is int else "number"
         raise ConfigError(f"{key}={given[key]!r} is not a {what}") from None
+
+
+# -- Hydra verbs ---------------------------------------------------------------------------------
+
+
+def hydra_defaults(
+    config_path: str, config_name: str, keys: Sequence[Key], overrides: Sequence[str] = ()
+) -> dict[str, str]:
+    """Each key's default in the composed config (with ``overrides``, e.g. ``+experiment=…``).
+
+    Interpolations are shown as written (``${data.feature}``); a composition error falls back
+    to the config without the overrides, since ``--help`` must always answer.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    def compose_raw(extra: Sequence[str]) -> object:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_path, version_base="1.3"):
+            cfg = compose(config_name, overrides=list(extra), return_hydra_config=True)
+        return OmegaConf.to_container(cfg, resolve=False)
+
+    try:
+        raw = compose_raw(overrides)
+    except Exception:  # a bad override: help still shows the plain defaults
+        raw = compose_raw(())
+    finally:
+        GlobalHydra.instance().clear()
+    choices = raw["hydra"]["runtime"]["choices"]  # type: ignore[index]
+    shown: dict[str, str] = {}
+    for k in keys:
+        group = k.name.lstrip("+")
+        if group in choices:  # a config group: the option chosen
+            shown[k.name] = _yaml_value(choices[group])
+            continue
+        node: object = raw
+        for part in k.name.split("."):
+            node = node.get(part, None) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            shown[k.name] = "required" if node == "???" else _yaml_value(node)
+    return shown
+
+
+def _yaml_value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ",".join(_yaml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def hydra_main(
+    argv: Sequence[str] | None,
+    app: Callable[[], None],
+    help_text: Callable[[list[str]], str],
+) -> None:
+    """Run a Hydra verb: our ``--help``; else ``app`` (a ``hydra.main``-decorated function)
+    with ``argv`` as its overrides, Ctrl-C during composition or the run as one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(help_text([a for a in args if a not in ("-h", "--help")]), end="")
+        return
+    sys.argv = [sys.argv[0], *args]
+    try:
+        app()
+    except KeyboardInterrupt:
+        if os.environ.get("AIS_TORCH_DEBUG"):
+            raise
+        raise interrupted() from None

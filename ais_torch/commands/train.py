@@ -1,4 +1,4 @@
-"""``python -m ais_torch.train +experiment=membrane``: train one model, save ``<title>.scnm``.
+"""``ais-torch train +experiment=membrane``: train one model, save ``<title>.scnm``.
 
 The Hydra entry point only resolves the run folder and calls :func:`train`, a plain function
 that reads top to bottom: data → network → Lightning fit → model file → held-out Dice.
@@ -6,7 +6,10 @@ that reads top to bottom: data → network → Lightning fit → model file → 
 
 from __future__ import annotations
 
+import functools
 import logging
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from ais_torch.commands.shell import run_cli
+from ais_torch.commands.shell import Key, hydra_defaults, hydra_main, render_help, run_cli
 from ais_torch.config import config_dir
 from ais_torch.errors import ConfigError
 
@@ -37,8 +40,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     import torch
     from hydra.utils import instantiate
 
-    from ais_torch.training.callbacks import PredictionPreview
-    from ais_torch.training.datamodule import AisDataModule
+    from ais_torch.training.heldout import heldout_dice
     from ais_torch.training.sources import resolve_data
 
     output_dir = Path(output_dir)
@@ -47,21 +49,8 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     torch.set_float32_matmul_precision("high")
 
     data = resolve_data(cfg.data, output_dir)
-    datamodule = AisDataModule(
-        scnt=data.scnt,
-        tomograms=data.tomograms,
-        labels=data.labels,
-        feature=str(cfg.data.feature),
-        box_size=int(cfg.data.box_size),
-        apix=cfg.data.apix,
-        stride=cfg.data.stride,
-        n_copies=int(cfg.data.n_copies),
-        excess_negative=float(cfg.data.excess_negative),
-        batch_size=int(cfg.data.batch_size),
-        val_fraction=float(cfg.data.val_fraction),
-        num_workers=int(cfg.data.num_workers),
-        seed=int(cfg.seed),
-        voxel_size_A=cfg.data.voxel_size_A,
+    datamodule = instantiate(
+        cfg.datamodule, scnt=data.scnt, tomograms=data.tomograms, labels=data.labels
     )
     datamodule.setup("fit")
     log.info(datamodule.summary())
@@ -72,13 +61,13 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     logger = None
     if cfg.get("logger") and cfg.logger.get("_target_"):
         logger = instantiate(cfg.logger)
-    callbacks: list[L.Callback] = []
-    preview = data.preview_slice()
-    if preview is not None and logger is not None:
-        callbacks.append(PredictionPreview(preview[0], preview[1], tuple(cfg.colour)))
-
+    callbacks = build_callbacks(cfg, data.preview_source(), has_logger=logger is not None)
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
     trainer_kwargs["precision"] = resolve_precision(trainer_kwargs.get("precision"))
+    verbose = bool(cfg.get("verbose", False))
+    if trainer_kwargs.get("enable_model_summary") is None:
+        trainer_kwargs["enable_model_summary"] = verbose
+    quiet_lightning(not verbose)
     if float(cfg.data.val_fraction) == 0:
         trainer_kwargs.setdefault("limit_val_batches", 0)  # like the original: no validation
     trainer = L.Trainer(
@@ -87,7 +76,12 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         callbacks=callbacks,
         default_root_dir=str(output_dir),
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1); report it as Ctrl-C
+            raise KeyboardInterrupt from None
+        raise
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
     model_path = output_dir / f"{cfg.title}.scnm"
@@ -100,12 +94,57 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         save_scnm(model_path, model, metadata)
         if cfg.evaluate and data.eval_pairs and metadata.model_depth == 1:
             threshold = float(cfg.threshold)
-            scores = [_dice_on(model, metadata, t, lab, threshold) for t, lab in data.eval_pairs]
+            pairs = data.eval_pairs
+            scores = [heldout_dice(model, metadata, t, lab, threshold) for t, lab in pairs]
             dice = float(np.mean(scores))
     log_dir = Path(logger.log_dir) if logger is not None else None
     return TrainResult(
         model=model, model_path=model_path, log_dir=log_dir, dice=dice, metrics=metrics
     )
+
+
+def build_callbacks(
+    cfg: DictConfig, preview: tuple[Any, ...] | None, *, has_logger: bool
+) -> list[Any]:
+    """The ``callbacks`` group of the config, each built by Hydra (``_target_``).
+
+    A ``_partial_: true`` callback (the prediction preview) needs the slice chosen from the
+    data at run time: it gets ``preview`` = (tomogram, z, labels), and is left out when there
+    is no preview slice or no logger to show it in.
+    """
+    from hydra.utils import instantiate
+
+    made: list[Any] = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if not node:
+            continue
+        callback = instantiate(node)
+        if isinstance(callback, functools.partial):
+            if preview is None or not has_logger:
+                continue
+            callback = callback(*preview)
+        made.append(callback)
+    return made
+
+
+def quiet_lightning(quiet: bool) -> None:
+    """Route Lightning's log lines through ours once; when ``quiet``, only its warnings.
+
+    Lightning adds its own stderr handler when imported before logging is set up, so every
+    line appeared twice under Hydra; its banner (GPU/TPU available), "Tip" lines and
+    ``Trainer.fit stopped`` are INFO messages a user need not read on every run.
+    """
+    if logging.getLogger().handlers:  # logging is set up (Hydra): let it print each line once
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        level = logging.WARNING if quiet else logging.INFO
+        logging.getLogger(f"{name}.utilities.rank_zero").setLevel(level)
+    if quiet:  # raised inside Lightning with recent torch; nothing a user can act on
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
 
 
 def resolve_precision(precision: str | int | None) -> str | int | None:
@@ -157,32 +196,88 @@ def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metr
     return meta
 
 
-def _dice_on(model: Any, metadata: Any, tomogram: Path, truth: Path, threshold: float) -> float:
-    """Dice of ``tomogram`` segmented the way ``segment`` does it, against ``truth``.
-
-    Why the segment path: a model trained at another pixel size (``data.apix``) or with global
-    normalisation must be scored on what users will get — rescaled and normalised per its
-    metadata — not on raw slices at the tomogram's pixel size.
-    """
-    from ais_torch.formats.mrc import read_volume
-    from ais_torch.segmentation.preprocess import segment_like_ais
-    from ais_torch.segmentation.preview import dice
-
-    volume = read_volume(tomogram)
-    labels = read_volume(truth, check_finite=False)
-    model.metadata = metadata
-    grey = segment_like_ais(model, volume.data, voxel_size_A=volume.voxel_size_A, batch_size=4)
-    return dice(grey / 255.0, labels.data, threshold=threshold)
-
-
 def _check(cfg: DictConfig) -> None:
     if cfg.get("title") in (None, ""):
         raise ConfigError("title is empty; set title=<name of the feature>")
 
 
+KEYS = (
+    Key("+experiment", "a ready recipe: membrane | carbon | antibody (demo data, tuned keys); "
+        "the + adds it", "name", "+experiment=membrane"),
+    Key("title", "model title: names <title>.scnm and later <tomo>__<title>.mrc", "name",
+        "title=Ribosome"),
+    Key("arch", "architecture preset from conf/arch/ (vggnet_s|m|l, unet_s|m|l, resnet, ...); "
+        "its hyper-parameters as arch.<key>", "name", "arch=unet_s"),
+    Key("data", "where boxes come from: demo (synthetic, no download) | annotations | scnt",
+        "name", "data=annotations"),
+    Key("data.feature", "feature to learn (demo: membrane | carbon | antibody)", "name",
+        "data.feature=carbon"),
+    Key("data.tomograms", "data=annotations: tomogram files", "list of .mrc",
+        "data.tomograms=[a.mrc,b.mrc]"),
+    Key("data.labels", "data=annotations: one label volume per tomogram (0 negative, 1 feature, "
+        "2 ignore)", "list of .mrc", "data.labels=[a_membrane.mrc,b_membrane.mrc]"),
+    Key("data.scnt", "data=scnt: training sets from the original Ais or ais_torch", "list",
+        "data.scnt=[64x64x1_10.00Apx_Membrane.scnt]"),
+    Key("data.box_size", "training box size, at the target pixel size", "pixels",
+        "data.box_size=32"),
+    Key("data.apix", "target pixel size (null = the tomograms' own)", "Å", "data.apix=20"),
+    Key("data.stride", "box spacing on annotated slices (null = box_size / 2)", "pixels",
+        "data.stride=16"),
+    Key("data.n_copies", "augmented copies per positive box", "copies", "data.n_copies=4"),
+    Key("data.excess_negative", "negatives = (1 + this/100) x positives", "percent",
+        "data.excess_negative=30"),
+    Key("data.batch_size", "boxes per optimisation step (per GPU under DDP)", "boxes",
+        "data.batch_size=16"),
+    Key("data.val_fraction", "boxes held out for val/loss (the original: none)",
+        "fraction 0-1", "data.val_fraction=0.1"),
+    Key("data.voxel_size_A", "voxel size for tomograms whose header lacks one", "Å",
+        "data.voxel_size_A=10"),
+    Key("trainer", "Lightning hardware preset: default | cpu | gpu | ddp | slurm", "name",
+        "trainer=gpu"),
+    Key("trainer.max_epochs", "passes over the training boxes", "epochs",
+        "trainer.max_epochs=10"),
+    Key("trainer.precision", "32-true | bf16-mixed | 16-mixed | auto (bf16 where fast)", "",
+        "trainer.precision=auto"),
+    Key("trainer.devices", "number of GPUs/CPUs to use, or auto", "devices",
+        "trainer.devices=2"),
+    Key("logger", "tensorboard (curves and the preview image) | none", "name", "logger=none"),
+    Key("colour", "RGB 0-1 for previews, overlays and renders", "RGB 0-1",
+        "colour=[1.0,0.5,0.0]"),
+    Key("seed", "seeds box sampling, augmentation and weight initialisation", "integer",
+        "seed=1"),
+    Key("threshold", "probability threshold of the held-out Dice (stored in the model)",
+        "probability 0-1", "threshold=0.4"),
+    Key("evaluate", "after training, segment the held-out tomograms and print the Dice", "bool",
+        "evaluate=false"),
+    Key("ckpt_path", "resume from a Lightning checkpoint instead of starting fresh", "file",
+        "ckpt_path=last.ckpt"),
+    Key("verbose", "also show Lightning's banner, tips, device lines and model summary", "bool",
+        "verbose=true"),
+    Key("hydra.run.dir", "the run folder (default outputs/train/<title>/<date_time>)", "folder",
+        "hydra.run.dir=runs/membrane"),
+)  # fmt: skip
+"""The keys a user sets most, once: ``--help`` is rendered from it (docs/config.md: all)."""
+
+USAGE = "usage: ais-torch train [+experiment=NAME] [key=value ...]"
+ABOUT = """\
+Train one model for one feature and write <run dir>/<title>.scnm, then (with held-out data)
+print its Dice. Without arguments: a VGGNet M on the built-in demo data. Also runs as
+python -m ais_torch.train. Every key: docs/config.md; --cfg job prints the composed config."""
+
+
+def help_text(overrides: Sequence[str] = ()) -> str:
+    """``ais-torch train --help`` (with ``+experiment=…``: that experiment's defaults)."""
+    defaults = hydra_defaults(str(config_dir()), "train", KEYS, overrides)
+    defaults.setdefault("+experiment", "none")
+    return render_help(USAGE, ABOUT, KEYS, defaults=defaults)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
-def main(cfg: DictConfig) -> None:
-    """Hydra shell: run folder from Hydra, one-line errors, a short summary at the end."""
+def _hydra_main(cfg: DictConfig) -> None:
+    """Hydra shell: run folder from Hydra, one-line errors, a short summary at the end.
+
+    The summary goes through the log, so ``train.log`` ends with it as the console does.
+    """
     from hydra.core.hydra_config import HydraConfig
 
     def _run() -> None:
@@ -190,15 +285,19 @@ def main(cfg: DictConfig) -> None:
         result = train(cfg, HydraConfig.get().runtime.output_dir)
         if result.dice is None and not result.model_path.exists():
             return  # a non-zero DDP rank
-        print(f"model:        {result.model_path}")
+        log.info("model:        %s", result.model_path)
         if result.log_dir is not None:
-            print(f"tensorboard:  tensorboard --logdir {result.log_dir}")
+            log.info("tensorboard:  tensorboard --logdir %s", result.log_dir)
         if result.dice is not None:
-            print(
-                f"held-out Dice ({cfg.data.feature}, threshold {cfg.threshold}): {result.dice:.3f}"
-            )
+            feature, threshold = cfg.data.feature, cfg.threshold
+            log.info("held-out Dice (%s, threshold %s): %.3f", feature, threshold, result.dice)
 
     run_cli(_run)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``ais-torch train key=value ...`` (Hydra overrides; ``--help`` lists the main keys)."""
+    hydra_main(argv, _hydra_main, help_text)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.view …``: look at a tomogram with its segmentations, picks and meshes.
+"""``ais-torch view …``: look at a tomogram with its segmentations, picks and meshes.
 
 Interactive when a display exists; ``screenshot=PNG`` or ``turntable=GIF|MP4`` render off
 screen (EGL, no X server needed), e.g. on a cluster node. The scene itself is built by
@@ -7,65 +7,66 @@ screen (EGL, no X server needed), e.g. on a cluster node. The scene itself is bu
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ais_torch.commands.shell import command_main, parse_key_values
+from ais_torch.commands.shell import (
+    Key,
+    command_main,
+    key_names,
+    parse_key_values,
+    render_help,
+)
 from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.viewer.scene import prefer_egl
 
-USAGE = """\
-usage: python -m ais_torch.view tomogram=T.mrc [segmentations=[A.mrc,B.mrc]] [picks=[P.star]]
-                                [meshes=[M.obj]] [screenshot=out.png] [turntable=out.gif] …
-       python -m ais_torch.view data=DIR [tomo=NAME] [screenshot=out.png] …
+KEYS = (
+    Key("tomogram", "the tomogram .mrc (a grey slice through it is shown)", "file",
+        "tomogram=TS_01.mrc"),
+    Key("segmentations", "<tomo>__<feature>.mrc files, shown as isosurfaces", "list of files",
+        "segmentations=[TS_01__Membrane.mrc,TS_01__Ribosome.mrc]"),
+    Key("picks", "particle files: .star (RELION), .tsv/.txt (x y z voxels)", "list of files",
+        "picks=[TS_01__Ribosome_coords.star]"),
+    Key("meshes", ".obj files (from ais-torch mesh or the original Ais)", "list of files",
+        "meshes=[TS_01__Membrane.obj]"),
+    Key("data", "a folder: its tomogram, that tomogram's segmentations, picks and meshes",
+        "folder", "data=segmented/"),
+    Key("tomo", "with data=: which tomogram (default: the first)", "name", "tomo=TS_01"),
+    Key("models", ".scnm files: a feature takes the colour of the model with its title", "files",
+        "models=Membrane.scnm"),
+    Key("level", "isosurface level, one or per feature", "probability 0-1 or grey 1-255",
+        "level=membrane:0.6,antibody:0.4", "0.5"),
+    Key("min_size", "hide components smaller than this (\"dust\"); same forms as level",
+        "voxels", "min_size=50", "0"),
+    Key("smooth", "Taubin smoothing iterations for the isosurfaces", "iterations", "smooth=15",
+        "0"),
+    Key("bin", "display binning (default: the smallest with the largest side <= 256 voxels)",
+        "factor", "bin=1"),
+    Key("slice_axis", "axis of the grey slice: z, y or x", "", "slice_axis=y", "z"),
+    Key("slice", "index of the slice shown (default: the middle)", "voxels", "slice=40"),
+    Key("pick_radius", "sphere radius of each pick", "nm", "pick_radius=8", "4"),
+    Key("window", "image size", "pixels WxH", "window=1600x1200", "1024x768"),
+    Key("screenshot", "render off screen and write this PNG (no display needed)", "file",
+        "screenshot=view.png"),
+    Key("turntable", "write a full turn as .gif (imageio) or .mp4 (imageio-ffmpeg)", "file",
+        "turntable=turn.gif"),
+    Key("frames", "turntable frames", "frames", "frames=36", "72"),
+    Key("voxel_size_A", "override the header voxel size", "Å", "voxel_size_A=10"),
+)  # fmt: skip
+"""Every key of the command, once: the parser and ``--help`` both read it."""
 
+_KEYS = key_names(KEYS)
+USAGE = render_help(
+    """\
+usage: ais-torch view tomogram=T.mrc [segmentations=[A.mrc,B.mrc]] [picks=[P.star]] [meshes=[M.obj]]
+       ais-torch view data=DIR [tomo=NAME] [screenshot=out.png | turntable=out.gif] …""",
+    """\
 Show a tomogram slice, each segmentation as an isosurface in its feature's colour, picked
-particles as spheres, and .obj meshes, with a legend. Without screenshot=/turntable= a window
-opens (needs a display); with them the scene is rendered off screen and written to the file.
-
-  tomogram       the tomogram .mrc (a grey slice through it is shown)
-  segmentations  <tomo>__<feature>.mrc files (list: [a.mrc,b.mrc] or a,b)
-  picks          particle files: .star (RELION), .tsv/.txt (x y z voxels)
-  meshes         .obj files (from python -m ais_torch.mesh or the original Ais)
-  data           a folder: its tomogram (tomo=NAME or the first), that tomogram's
-                 <tomo>__<feature>.mrc, <tomo>*.star / *_coords.txt picks and <tomo>__*.obj
-  models         .scnm files: features take the colour of the model with the same title
-                 (otherwise a fixed colour per feature name)
-  level          isosurface level, probability 0–1 or grey 1–255: 0.5, or per feature
-                 membrane:0.6,antibody:0.4 (default 0.5)
-  min_size       hide components with fewer voxels ("dust"); same forms as level (default 0)
-  smooth         Taubin smoothing iterations for the isosurfaces, e.g. 15 (default 0)
-  bin            display binning (default: smallest with the largest side ≤ 256 voxels)
-  slice_axis     z (default), y or x;   slice  index of the slice shown (default: middle)
-  pick_radius    sphere radius in nm (default 4)
-  window         image size WxH (default 1024x768)
-  screenshot     write a PNG rendered off screen
-  turntable      write a full turn as .gif (needs imageio) or .mp4 (needs imageio-ffmpeg)
-  frames         turntable frames (default 72)
-  voxel_size_A   override the header voxel size (Å)
-"""
-
-_KEYS = (
-    "tomogram",
-    "segmentations",
-    "picks",
-    "meshes",
-    "data",
-    "tomo",
-    "models",
-    "level",
-    "min_size",
-    "bin",
-    "smooth",
-    "slice_axis",
-    "slice",
-    "pick_radius",
-    "window",
-    "screenshot",
-    "turntable",
-    "frames",
-    "voxel_size_A",
+particles as spheres and .obj meshes, with a legend. Without screenshot=/turntable= a window
+opens (needs a display); with them the scene is rendered off screen (EGL) into the file.
+Lists: [a.mrc,b.mrc] or a,b. Also runs as python -m ais_torch.view.""",
+    KEYS,
 )
 
 
@@ -173,17 +174,6 @@ def view(args: dict[str, str]) -> int:
     finally:
         plotter.close()
     return 0
-
-
-def prefer_egl() -> None:
-    """Without a display VTK first tries X and prints a warning; go straight to EGL if present.
-
-    Only when libEGL is installed: forcing a window class whose library is missing crashes VTK.
-    """
-    import ctypes.util
-
-    if not os.environ.get("DISPLAY") and ctypes.util.find_library("EGL"):
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
 def _run(argv: Sequence[str]) -> int:

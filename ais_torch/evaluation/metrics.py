@@ -10,8 +10,12 @@ pick lies within ``0.5 × radius`` of it, and F-beta uses β = 4 (recall weighs 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class PickScore:
     mean_error: float | None
     """Mean distance of matched pairs (voxels); None without matches."""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
@@ -41,16 +45,18 @@ class CziiScore:
     beta: float
     hit_distance: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
-def _points(xyz) -> np.ndarray:
+def _points(xyz: npt.ArrayLike) -> np.ndarray:
     arr = np.asarray(xyz, dtype=np.float64)
     return arr.reshape(-1, 3) if arr.size else np.zeros((0, 3))
 
 
-def match_picks(picks, truth, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
+def match_picks(
+    picks: npt.ArrayLike, truth: npt.ArrayLike, max_distance: float
+) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one pairs ``(pick index, truth index)`` closer than ``max_distance`` (inclusive).
 
     Maximises the number of pairs, and among equally many the total distance.
@@ -72,7 +78,7 @@ def match_picks(picks, truth, max_distance: float) -> tuple[np.ndarray, np.ndarr
     return rows[ok], cols[ok]
 
 
-def score_picks(picks, truth, max_distance: float = 5.0) -> PickScore:
+def score_picks(picks: npt.ArrayLike, truth: npt.ArrayLike, max_distance: float = 5.0) -> PickScore:
     """Precision, recall and F1 of ``picks`` against ``truth`` (both ``(N, 3)``, same units)."""
     p, t = _points(picks), _points(truth)
     rows, cols = match_picks(p, t, max_distance)
@@ -84,7 +90,13 @@ def score_picks(picks, truth, max_distance: float = 5.0) -> PickScore:
     return PickScore(len(p), len(t), tp, precision, recall, f1, float(max_distance), error)
 
 
-def czii_fbeta(picks, truth, radius: float, beta: float = 4.0, factor: float = 0.5) -> CziiScore:
+def czii_fbeta(
+    picks: npt.ArrayLike,
+    truth: npt.ArrayLike,
+    radius: float,
+    beta: float = 4.0,
+    factor: float = 0.5,
+) -> CziiScore:
     """The CZII challenge's F-beta: a true particle is a hit when a pick lies within
     ``factor × radius``; TP = true particles hit, FP = picks − TP, FN = truth − TP."""
     from scipy.spatial import cKDTree
@@ -105,7 +117,7 @@ def czii_fbeta(picks, truth, radius: float, beta: float = 4.0, factor: float = 0
     return CziiScore(tp, fp, fn, precision, recall, fbeta, float(beta), reach)
 
 
-def dice_iou(prediction: np.ndarray, label: np.ndarray) -> tuple[float, float]:
+def dice_iou(prediction: npt.ArrayLike, label: npt.ArrayLike) -> tuple[float, float]:
     """Dice and IoU of two boolean volumes (1.0 for two empty ones: nothing to find, none found)."""
     pred, lab = np.asarray(prediction, dtype=bool), np.asarray(label, dtype=bool)
     if pred.shape != lab.shape:
@@ -115,3 +127,13 @@ def dice_iou(prediction: np.ndarray, label: np.ndarray) -> tuple[float, float]:
     if total == 0:
         return 1.0, 1.0
     return 2.0 * inter / total, inter / (total - inter)
+
+
+def dice(prediction: npt.ArrayLike, truth: npt.ArrayLike, threshold: float = 0.5) -> float:
+    """Dice of ``prediction > threshold`` against ``truth > 0`` (1.0 when both are empty).
+
+    One formula for every segmentation Dice reported (training preview, ``evaluate``), so
+    their numbers compare. ``threshold`` is on ``prediction``'s own scale (0.5 for
+    probabilities; :func:`ais_torch.formats.encoding.threshold_on` converts a grey level).
+    """
+    return dice_iou(np.asarray(prediction) > threshold, np.asarray(truth) > 0)[0]

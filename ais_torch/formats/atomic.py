@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ais_torch.errors import AisInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -64,20 +67,8 @@ def ensure_inside(folder: str | os.PathLike, path: str | os.PathLike) -> Path:
     return target
 
 
-def remove_stale_partials(folder: str | os.PathLike) -> int:
-    """Delete temp files left by killed runs (``.*.<pid>-<hex>.partial``) whose process is gone."""
-    n = 0
-    for p in Path(folder).glob(f".*{PARTIAL_SUFFIX}"):
-        pid = p.name.rsplit(".", 2)[-2].split("-")[0]
-        if pid.isdigit() and _process_alive(int(pid)):
-            continue
-        with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
-    return n
-
-
 def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (the segment batch's stale-lock check)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

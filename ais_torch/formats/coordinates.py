@@ -9,15 +9,19 @@ tomogram with no picks is an answer, not an error.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ais_torch.errors import AisInputError
 from ais_torch.formats.atomic import atomic_output
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping, Sequence
+
+    import numpy.typing as npt
 
 TSV_COLUMNS = ("x", "y", "z")
 STAR_COORDS = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
@@ -30,7 +34,7 @@ STAR_ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 STAR_BLOCK = "particles"
 
 
-def _as_xyz(xyz: Any, what: str) -> np.ndarray:
+def _as_xyz(xyz: npt.ArrayLike, what: str) -> np.ndarray:
     """(N, 3) float64; an empty input of any shape becomes (0, 3)."""
     arr = np.asarray(xyz, dtype=np.float64)
     if arr.size == 0:
@@ -43,7 +47,7 @@ def _as_xyz(xyz: Any, what: str) -> np.ndarray:
 
 
 def write_coordinates_tsv(
-    path: str | os.PathLike, xyz: Any, *, decimals: int = 3, overwrite: bool = True
+    path: str | os.PathLike, xyz: npt.ArrayLike, *, decimals: int = 3, overwrite: bool = True
 ) -> Path:
     """Write ``x\\ty\\tz`` with one header line (spreadsheet- and pandas-friendly)."""
     path = Path(path)
@@ -85,13 +89,13 @@ def read_coordinates_tsv(path: str | os.PathLike) -> np.ndarray:
 
 def write_star(
     path: str | os.PathLike,
-    xyz: Any,
+    xyz: npt.ArrayLike,
     *,
     tomo_name: str,
     voxel_size_A: float | None = None,
     shape_zyx: Sequence[int] | None = None,
-    angles: Any = None,
-    extra: Mapping[str, Any] | None = None,
+    angles: npt.ArrayLike | None = None,
+    extra: Mapping[str, npt.ArrayLike] | None = None,
     overwrite: bool = True,
 ) -> Path:
     """Write a RELION particle STAR file (block ``particles``).
@@ -109,7 +113,7 @@ def write_star(
     path = Path(path)
     arr = _as_xyz(xyz, str(path))
     n = len(arr)
-    columns: dict[str, Any] = {name: arr[:, i] for i, name in enumerate(STAR_COORDS)}
+    columns: dict[str, np.ndarray] = {name: arr[:, i] for i, name in enumerate(STAR_COORDS)}
     columns["rlnMicrographName"] = np.full(n, tomo_name, dtype=object)
     columns["rlnTomoName"] = np.full(n, tomo_name, dtype=object)
     if voxel_size_A is not None:
@@ -180,7 +184,9 @@ def read_star(path: str | os.PathLike) -> np.ndarray:
     raise AisInputError(f"{path}: no block with rlnCoordinateX/Y/Z columns")
 
 
-def write_coordinates_txt(path: str | os.PathLike, xyz: Any, *, overwrite: bool = True) -> Path:
+def write_coordinates_txt(
+    path: str | os.PathLike, xyz: npt.ArrayLike, *, overwrite: bool = True
+) -> Path:
     """The paper's picking output: ``x<TAB>y<TAB>z`` integers, no header, one particle a line.
 
     Values are rounded to the nearest integer (halves up), as the paper describes; an empty list
@@ -237,15 +243,15 @@ COPICK_UNIT = "angstrom"
 
 def write_copick_json(
     path: str | os.PathLike,
-    xyz: Any,
+    xyz: npt.ArrayLike,
     *,
     voxel_size_A: float,
     object_name: str,
     run_name: str,
     user_id: str = "ais_torch",
     session_id: str = "0",
-    scores: Any = None,
-    rotations: Any = None,
+    scores: npt.ArrayLike | None = None,
+    rotations: npt.ArrayLike | None = None,
     overwrite: bool = True,
 ) -> Path:
     """A copick picks file: locations in Å (voxel index × voxel size), one 4×4 transform each.

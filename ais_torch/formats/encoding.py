@@ -1,5 +1,5 @@
-"""One rule for "what does threshold 0.5 (or 128) mean on this volume" — picking, meshes,
-evaluation and the viewer all follow it.
+"""How a segmentation volume's values are read: what threshold 0.5 (or 128) means on it, and
+how it is binned — picking, meshes, evaluation and the viewer all follow these rules.
 
 Why: segmentations reach these steps in several encodings — ``ais segment``/``ais_torch.segment``
 write grey levels 0–255 (uint8, stored as MRC mode 6 uint16), ``dtype=float32`` writes
@@ -12,6 +12,8 @@ as the grey level they see in a viewer (128); every command must read both the s
   probabilities; 127.5 for int8 holding more than 0/1 (the original halves grey levels for its
   int8 outputs); 255 for other integers and for float volumes with values above 1 (grey levels
   stored as floats).
+* Binning is one block mean (:func:`block_mean`), so a level lands on the same voxels whether
+  picking, a mesh or the viewer bins the volume.
 """
 
 from __future__ import annotations
@@ -55,3 +57,27 @@ def full_scale(data: np.ndarray) -> float:
 def threshold_on(data: np.ndarray, value: float, key: str = "threshold") -> float:
     """The user's threshold on the scale of ``data``."""
     return user_probability(value, key) * full_scale(data)
+
+
+def block_mean(data: np.ndarray, b: int) -> np.ndarray:
+    """Mean over ``b³`` blocks in float32; a partial block at the far edges is dropped.
+
+    Averaged axis by axis (x, then y, then z) in float32, the order the original Ais's picking
+    used, so thresholds on the binned volume land on the same voxels as its picks. Worked one
+    z-slab of blocks at a time, so a memory-mapped volume is never read whole. ``b == 1``
+    returns ``data`` as it is (no float32 copy).
+    """
+    b = int(b)
+    if b < 1:
+        raise ConfigError(f"bin={b} must be a whole number ≥ 1")
+    if b == 1:
+        return np.asarray(data)
+    nz, ny, nx = (n // b for n in data.shape)
+    if min(nz, ny, nx) == 0:
+        raise ConfigError(f"bin={b} is larger than the volume {data.shape}; use a smaller bin")
+    out = np.empty((nz, ny, nx), dtype=np.float32)
+    for z in range(nz):
+        slab = np.asarray(data[z * b : (z + 1) * b, : ny * b, : nx * b], dtype=np.float32)
+        x_mean = slab.reshape(b, ny, b, nx, b).mean(4, dtype=np.float32)
+        out[z] = x_mean.mean(2, dtype=np.float32).mean(0, dtype=np.float32)
+    return out

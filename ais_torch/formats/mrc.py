@@ -280,6 +280,12 @@ class VolumeWriter:
         assert self._mrc is not None, "use VolumeWriter as a context manager"
         self._mrc.data[z] = values
 
+    @property
+    def array(self) -> np.ndarray:
+        """The data being written, memory-mapped (``write`` is the same as assigning here)."""
+        assert self._mrc is not None, "use VolumeWriter as a context manager"
+        return self._mrc.data
+
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
         if self._mrc is not None:
             if exc_type is None:

@@ -9,11 +9,14 @@ emitters' maximum first, then zeroes the absorbers).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ais_torch.errors import AisInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
 
 SLAB_VOXELS = 1 << 24
 """Voxels per z slab compared at once (bounds the temporaries on large tomograms)."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ais_torch.errors import AisInputError, ConfigError
-from ais_torch.formats.scnm import ModelMetadata
 from ais_torch.interactions.competition import apply_competition, competing_pairs
 from ais_torch.interactions.rules import (
     GEOMETRIES,
@@ -26,6 +25,9 @@ from ais_torch.interactions.rules import (
     VoxelSize,
     apply_interaction,
 )
+
+if TYPE_CHECKING:
+    from ais_torch.formats.scnm import ModelMetadata
 
 log = logging.getLogger("ais_torch.interactions")
 
@@ -99,7 +101,7 @@ class PostProcess:
         return out
 
 
-def _titles_list(value: Any, key: str, known: Sequence[str]) -> tuple[str, ...]:
+def _titles_list(value: object, key: str, known: Sequence[str]) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -111,7 +113,7 @@ def _titles_list(value: Any, key: str, known: Sequence[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _check_title(title: Any, where: str, known: Sequence[str]) -> None:
+def _check_title(title: object, where: str, known: Sequence[str]) -> None:
     if title not in known:
         raise ConfigError(
             f"{where}: model '{title}' is not among the models being run "
@@ -119,7 +121,7 @@ def _check_title(title: Any, where: str, known: Sequence[str]) -> None:
         )
 
 
-def _rule(item: Any, index: int, geometry: str, known: Sequence[str]) -> Interaction:
+def _rule(item: object, index: int, geometry: str, known: Sequence[str]) -> Interaction:
     where = f"interactions.rules[{index}]"
     if not isinstance(item, Mapping):
         raise ConfigError(
@@ -150,7 +152,7 @@ def _rule(item: Any, index: int, geometry: str, known: Sequence[str]) -> Interac
 
 
 def build_postprocess(
-    config: Mapping[str, Any] | None,
+    config: Mapping[str, object] | None,
     metadata: Mapping[str, ModelMetadata],
     group_interactions: Sequence[Mapping[str, Any]] = (),
     *,

@@ -60,7 +60,7 @@ _SPELLINGS = {"colocalize": 0, "colocalise": 0, "avoid": 1}
 VoxelSize = float | Sequence[float]
 
 
-def interaction_type(value: Any, where: str = "interaction") -> str:
+def interaction_type(value: object, where: str = "interaction") -> str:
     """``'colocalize'`` or ``'avoid'`` from a name (any case, British spelling too) or 0/1."""
     if isinstance(value, str) and value.strip().lower() in _SPELLINGS:
         return TYPES[_SPELLINGS[value.strip().lower()]]
@@ -69,7 +69,7 @@ def interaction_type(value: Any, where: str = "interaction") -> str:
     raise ConfigError(f"{where}: type {value!r} unknown; use colocalize (0) or avoid (1)")
 
 
-def _number(value: Any, what: str, where: str) -> float:
+def _number(value: object, what: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise ConfigError(f"{where}: {what} should be a number, got {value!r}")
     value = float(value)
@@ -130,7 +130,9 @@ class Interaction:
     def from_group(cls, item: Mapping[str, Any], where: str = ".scnmgroup") -> Interaction:
         """A rule from the original's dict (``parent_title``, ``partner_title``, ``type`` 0/1,
         ``radius`` nm, ``threshold``); its geometry is the original's, ``2d``. Our own
-        ``min_size_nm3`` key is read when present (the original ignores unknown keys)."""
+        ``min_size_nm3`` key is read when present (the original ignores unknown keys).
+
+        ``item`` is unchecked JSON (hence ``Any``): the constructor validates every field."""
         return cls(
             parent=item.get("parent_title", ""),
             partner=item.get("partner_title", ""),
@@ -142,10 +144,10 @@ class Interaction:
             where=where,
         )
 
-    def as_group_dict(self) -> dict[str, Any]:
+    def as_group_dict(self) -> dict[str, str | int | float]:
         """The original's ``.scnmgroup`` dict (which cannot say ``3d``: it is always 2d);
         ``min_size_nm3`` is added only when set, so plain rules stay the original's exactly."""
-        group = {
+        group: dict[str, str | int | float] = {
             "parent_title": self.parent,
             "partner_title": self.partner,
             "type": TYPES.index(self.type),
@@ -203,7 +205,7 @@ def apply_interaction_like_ais(
     kind = interaction_type(type)
     if partner.dtype == np.uint8:
         binary = partner > threshold * 255
-        mask_dtype: Any = np.uint8
+        mask_dtype: type[np.generic] = np.uint8
     else:
         binary = partner > threshold
         mask_dtype = np.float32

@@ -7,7 +7,8 @@ cubes per component on its bounding box, dust removed by voxel count, vertices i
 the volume centre, ``# colour r g b`` as the first line of the .obj. On top of that: Å output,
 the map's own frame (overlays the tomogram in ChimeraX), optional Taubin smoothing and
 decimation, and a 1-voxel zero pad instead of the original's zeroed border (no data lost at
-the volume edge, surfaces still close).
+the volume edge, surfaces still close). The file layout is :mod:`ais_torch.formats.obj`; binning
+is :func:`ais_torch.formats.encoding.block_mean`, the one picking and the viewer use.
 
 Levels: a value ≤ 1 is a probability (0–1); a value in (1, 255] is a grey level on the 0–255
 scale the original and ``ais_torch.segment`` write; each volume is read on its own scale — the
@@ -16,27 +17,29 @@ rule picking, evaluation and the viewer share (:mod:`ais_torch.formats.encoding`
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from ais_torch.errors import AisInputError, ConfigError
-from ais_torch.formats.atomic import atomic_output
-from ais_torch.formats.encoding import full_scale, user_probability
+from ais_torch.formats.encoding import block_mean, full_scale, user_probability
+from ais_torch.formats.obj import write_obj
 
 if TYPE_CHECKING:
+    import os
+
     import pyvista as pv
+
+    from ais_torch.formats.obj import HeaderValue
 
 UNITS_PER_A = {"nm": 0.1, "A": 1.0}
 """Output length units: factor from Å."""
 FRAMES = ("center", "map")
 """``center``: origin at the volume centre (the original Ais); ``map``: the MRC header's frame
 (voxel index × voxel size + origin), which overlays the tomogram in ChimeraX/IMOD/napari."""
-OBJ_TAG = "# ais_torch mesh"
 
 
 @dataclass
@@ -55,7 +58,7 @@ class SurfaceMesh:
     """Components meshed (kept after dust removal)."""
     n_dust: int = 0
     """Components removed as dust (< ``min_size`` voxels)."""
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, HeaderValue] = field(default_factory=dict)
     """Settings and geometry (level, voxel size, shape …), written into the .obj header."""
 
     @property
@@ -73,6 +76,40 @@ class SurfaceMesh:
         poly.point_data["Normals"] = self.normals
         return poly
 
+    def to_obj(
+        self,
+        path: str | os.PathLike,
+        *,
+        colour: tuple[float, float, float] | None = None,
+        source: str = "",
+    ) -> Path:
+        """Write the mesh as an .obj whose header says units, frame and settings.
+
+        Our viewer reads that header to place the mesh; an empty mesh gives a valid .obj with
+        only the comments, so "nothing above the level" is a result, not a missing file.
+        """
+        fields: dict[str, HeaderValue] = {
+            "units": self.units,
+            "frame": self.frame,
+            "components": self.n_components,
+            "dust_removed": self.n_dust,
+            **{k: v for k, v in self.info.items() if k != "shape_zyx"},
+        }
+        if "shape_zyx" in self.info:
+            fields["shape_zyx"] = self.info["shape_zyx"]
+        if source:
+            fields["source"] = source
+        comments = ["empty: no component at or above the level (after dust removal)"]
+        return write_obj(
+            path,
+            self.vertices,
+            self.normals,
+            self.faces,
+            colour=colour,
+            fields=fields,
+            comments=comments if self.is_empty else (),
+        )
+
 
 def probability_level(level: float) -> float:
     """A mesh level as given by the user → probability; 0 would mesh the whole box, so > 0."""
@@ -80,20 +117,6 @@ def probability_level(level: float) -> float:
     if p <= 0:
         raise ConfigError(f"level={level}: must be > 0 (e.g. 0.5 or 128)")
     return p
-
-
-def block_mean(data: np.ndarray, bin: int) -> np.ndarray:
-    """Mean over ``bin³`` blocks (float32); a partial block at the far edges is dropped."""
-    if bin == 1:
-        return np.asarray(data)
-    nz, ny, nx = (n // bin for n in data.shape)
-    if min(nz, ny, nx) == 0:
-        raise ConfigError(f"bin={bin} is larger than the volume {data.shape}; use a smaller bin")
-    out = np.empty((nz, ny, nx), dtype=np.float32)
-    for z in range(nz):  # slab by slab: bounded memory on memory-mapped volumes
-        slab = np.asarray(data[z * bin : (z + 1) * bin, : ny * bin, : nx * bin], np.float32)
-        out[z] = slab.reshape(bin, ny, bin, nx, bin).mean(axis=(0, 2, 4))
-    return out
 
 
 def segmentation_mesh(
@@ -158,7 +181,7 @@ def segmentation_mesh(
     labels, n = ndimage.label(mask)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * bin**3
     keep = np.flatnonzero(sizes >= max(min_size, 1)) + 1
-    info = {
+    info: dict[str, HeaderValue] = {
         "level": p,
         "threshold": threshold,
         "min_size": min_size,
@@ -253,66 +276,29 @@ def normalise_units(units: str) -> str:
     raise ConfigError(f"units={units!r}: choose nm or A")
 
 
-def write_obj(
-    path: str | os.PathLike,
-    mesh: SurfaceMesh,
+def mesh_file(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
     *,
     colour: tuple[float, float, float] | None = None,
-    source: str = "",
-) -> Path:
-    """Write a Wavefront .obj atomically, in the original Ais's layout.
+    progress: bool = False,
+    **options: float | str,
+) -> SurfaceMesh:
+    """Mesh one segmentation ``.mrc`` into ``target`` (.obj); the mesh is returned for reporting.
 
-    First line ``# colour r g b`` (0–1) when a colour is given, then one ``# ais_torch mesh``
-    comment with units, frame and settings (our viewer reads it to place the mesh), then
-    ``v``, ``vn`` and ``f a//a b//b c//c`` lines (1-based). An empty mesh gives a valid .obj
-    with only the comments, so "nothing above the level" is a result, not a missing file.
+    ``options`` are :func:`segmentation_mesh`'s settings (level, min_size, bin, smooth,
+    decimate, units, frame); voxel size and origin come from the file's header.
     """
-    path = Path(path)
-    head = []
-    if colour is not None:
-        r, g, b = (float(c) for c in colour)
-        head.append(f"# colour {r:.3f} {g:.3f} {b:.3f}")
-    fields = {
-        "units": mesh.units,
-        "frame": mesh.frame,
-        "components": mesh.n_components,
-        "dust_removed": mesh.n_dust,
-        **{k: v for k, v in mesh.info.items() if k != "shape_zyx"},
-    }
-    if "shape_zyx" in mesh.info:
-        fields["shape_zyx"] = ",".join(str(s) for s in mesh.info["shape_zyx"])
-    if source:
-        fields["source"] = source
-    head.append(OBJ_TAG + " " + " ".join(f"{k}={_fmt(v)}" for k, v in fields.items()))
-    if mesh.is_empty:
-        head.append("# empty: no component at or above the level (after dust removal)")
-    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(head) + "\n")
-        if not mesh.is_empty:
-            np.savetxt(fh, mesh.vertices, fmt="v %.4f %.4f %.4f")
-            np.savetxt(fh, mesh.normals, fmt="vn %.4f %.4f %.4f")
-            idx = np.repeat(mesh.faces + 1, 2, axis=1)
-            np.savetxt(fh, idx, fmt="f %d//%d %d//%d %d//%d")
-    return path
+    from ais_torch.formats.mrc import read_volume
 
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value).replace(" ", "_")
-
-
-def read_obj_header(path: str | os.PathLike) -> dict[str, str]:
-    """``colour`` and the ``# ais_torch mesh`` fields of an .obj (empty dict if none)."""
-    out: dict[str, str] = {}
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            if line.startswith("# colour"):
-                out["colour"] = " ".join(line.split()[2:5])
-            elif line.startswith(OBJ_TAG):
-                for item in line[len(OBJ_TAG) :].split():
-                    key, _, value = item.partition("=")
-                    out[key] = value
-    return out
+    source = Path(source)
+    vol = read_volume(source, check_finite=False)
+    mesh = segmentation_mesh(
+        vol.data,
+        voxel_size_A=vol.voxel_size_A,
+        origin_A=vol.origin_A,
+        progress=progress,
+        **options,  # type: ignore[arg-type]
+    )
+    mesh.to_obj(target, colour=colour, source=source.name)
+    return mesh

@@ -14,11 +14,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ais_torch.formats.encoding import threshold_on
+from ais_torch.formats.encoding import block_mean, threshold_on
 from ais_torch.picking.settings import (
     Picks,
     PickSettings,
-    bin_volume,
     keep_inside_margin,
 )
 
@@ -26,7 +25,8 @@ from ais_torch.picking.settings import (
 def pick_blobs(data: np.ndarray, voxel_size_A: float, settings: PickSettings) -> Picks:
     b = settings.binning
     threshold = threshold_on(data, settings.threshold)
-    values = bin_volume(data, b)
+    # float32 at bin 1 too: the original compared float32 values with the threshold
+    values = block_mean(data, b) if b > 1 else np.asarray(data, dtype=np.float32)
     pixel_nm = voxel_size_A / 10.0 * b
     # Same arithmetic as the original (nm, then divided by the binned pixel) so int() agrees.
     spacing_nm = (

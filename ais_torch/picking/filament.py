@@ -13,11 +13,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ais_torch.formats.encoding import threshold_on
+from ais_torch.formats.encoding import block_mean, threshold_on
 from ais_torch.picking.settings import (
     Picks,
     PickSettings,
-    bin_volume,
     filament_length_px,
     size_px,
     spacing_px,
@@ -26,7 +25,7 @@ from ais_torch.picking.settings import (
 
 def pick_filaments(data: np.ndarray, voxel_size_A: float, settings: PickSettings) -> Picks:
     b = settings.binning
-    values = bin_volume(data, b) if b > 1 else np.asarray(data)
+    values = block_mean(data, b)
     binary = values > threshold_on(data, settings.threshold)
     min_voxels = size_px(settings, voxel_size_A) / b**3
     step = max(spacing_px(settings, voxel_size_A) / b, 1e-3)

@@ -9,7 +9,8 @@ Three methods share this front end (see docs/picking.md):
   (:mod:`ais_torch.picking.filament`).
 
 Everything here works on in-memory arrays and returns :class:`Picks`; files are read and written
-by :mod:`ais_torch.pick` so the algorithms stay testable on tiny constructed volumes.
+by :mod:`ais_torch.picking.batch` so the algorithms stay testable on tiny constructed volumes.
+Binning is :func:`ais_torch.formats.encoding.block_mean`, the one the meshes and viewer use.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from hashlib import blake2b
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ais_torch.errors import ConfigError
 from ais_torch.formats.encoding import user_probability
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 METHODS = ("watershed", "blob", "filament")
 ORIENT_MODES = ("normal", "long-axis")
@@ -38,7 +42,8 @@ class PickSettings:
 
     method: str = "watershed"
     threshold: float = 128.0
-    """Grey level 0–255 (``ais segment`` output) or probability 0–1; see :mod:`.scale`."""
+    """Grey level 0–255 (``ais segment`` output) or probability 0–1; see
+    :mod:`ais_torch.formats.encoding`."""
     spacing_A: float = 10.0
     spacing_px: float | None = None
     size_A3: float = 1.0
@@ -106,7 +111,7 @@ class Picks:
             angles=np.zeros((0, 3)) if with_angles else None,
         )
 
-    def take(self, index: Any) -> Picks:
+    def take(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> Picks:
         """The particles selected by ``index`` (boolean mask or integer order)."""
         return Picks(
             xyz=self.xyz[index],
@@ -115,17 +120,6 @@ class Picks:
             angles=None if self.angles is None else self.angles[index],
             columns={k: v[index] for k, v in self.columns.items()},
         )
-
-
-def bin_volume(data: np.ndarray, b: int) -> np.ndarray:
-    """Block-mean binning by ``b`` in float32; partial blocks at the end are cropped (original)."""
-    data = np.asarray(data, dtype=np.float32)
-    if b <= 1:
-        return data
-    z, y, x = (n // b * b for n in data.shape)
-    blocks = data[:z, :y, :x].reshape(z // b, b, y // b, b, x // b, b)
-    # Axis by axis in float32, the order the original used, so thresholds land on the same voxels.
-    return blocks.mean(5, dtype=np.float32).mean(3, dtype=np.float32).mean(1, dtype=np.float32)
 
 
 def spacing_px(settings: PickSettings, voxel_size_A: float) -> float:

@@ -23,11 +23,10 @@ import itertools
 import numpy as np
 from scipy import ndimage as ndi
 
-from ais_torch.formats.encoding import full_scale, user_probability
+from ais_torch.formats.encoding import block_mean, full_scale, user_probability
 from ais_torch.picking.settings import (
     Picks,
     PickSettings,
-    bin_volume,
     keep_inside_margin,
     size_px,
     spacing_px,
@@ -39,7 +38,7 @@ def pick_watershed(data: np.ndarray, voxel_size_A: float, settings: PickSettings
     full = full_scale(data)  # one pass over the volume for both the threshold and the weights
     threshold = user_probability(settings.threshold) * full
     scale = 1.0 / full
-    values = bin_volume(data, b) if b > 1 else data
+    values = block_mean(data, b) if b > 1 else data
     min_voxels = size_px(settings, voxel_size_A) / b**3
     min_spacing = spacing_px(settings, voxel_size_A) / b
 

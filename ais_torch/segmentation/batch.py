@@ -15,14 +15,29 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ais_torch.errors import AisError, AisInputError, ConfigError
+from ais_torch.formats.mrc import VolumeWriter, read_header_info, read_volume
+from ais_torch.segmentation.api import (
+    ModelSpec,
+    PostProcessFn,
+    Segmenter,
+    describe_backends,
+    run_segmenter,
+)
+from ais_torch.segmentation.engine import EngineOptions, memory_estimate, plan, slab_for
+from ais_torch.segmentation.loading import LoadedModel, output_name, resolve_data
+from ais_torch.segmentation.scheduling import OutputLock, detect_rank, split_work
+from ais_torch.segmentation.sinks import StreamSink, remove_partials_of
 
-PostProcessFn = Callable[[dict[str, Any], float], dict[str, Any]]
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 @dataclass
@@ -43,8 +58,8 @@ class SegmentReport:
 
 
 def segment(
-    models: Any,
-    data: Any,
+    models: ModelSpec | Sequence[ModelSpec],
+    data: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
     mode: str = "ais",
@@ -64,7 +79,7 @@ def segment(
     backend: str = "auto",
     compile: bool = False,
     channels_last: bool | None = None,
-    interactions: dict[str, Any] | None = None,
+    interactions: Mapping[str, object] | str | None = None,
     postprocess: PostProcessFn | str | None = "auto",
     locks: bool = True,
     prefetch: int = 2,
@@ -82,10 +97,6 @@ def segment(
     function ``f({title: volume}, voxel_size_A) -> {title: volume}`` is used as given;
     ``None`` switches post-processing off.
     """
-    from ais_torch.segmentation.engine import EngineOptions
-    from ais_torch.segmentation.loading import check_titles_plain, resolve_data
-    from ais_torch.segmentation.scheduling import detect_rank, split_work
-
     started = time.perf_counter()
     say = _printer(verbose)
     options = EngineOptions(
@@ -105,44 +116,61 @@ def segment(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AisInputError(f"out={out}: is a file; give a folder for the segmentations")
-    out.mkdir(parents=True, exist_ok=True)
 
-    loaded, group_rules = _load(models, model_depth)
-    check_titles_plain(loaded)
-    rank = detect_rank()
-    runners = _backends(loaded, backend, device, tta, precision, channels_last, compile, rank)
-    hook = _postprocess(postprocess, interactions, loaded, group_rules, progress)
-    tomograms = split_work(_not_outputs(resolve_data(data), loaded), rank)
-    say(
-        f"segment: {len(tomograms)} tomogram(s) × {len(loaded)} model(s) "
-        f"[{', '.join(m.title for m in loaded)}] → {out}"
-        + (f"  ({rank})" if rank.world_size > 1 else "")
+    segmenter = Segmenter.build(
+        models,
+        options=options,
+        tta=tta,
+        precision=precision,
+        device=device,
+        backend=backend,
+        compile=compile,
+        channels_last=channels_last,
+        interactions=interactions,
+        postprocess=postprocess,
+        model_depth=model_depth,
+        progress=progress,
     )
-    say(f"device: {_describe_runners(runners)}; mode={options.mode}, tta={options.tta}")
+    rank = detect_rank()
+    tomograms = split_work(_not_outputs(resolve_data(data), segmenter.models), rank)
+    say(
+        f"segment: {len(tomograms)} tomogram(s) × {len(segmenter.models)} model(s) "
+        f"[{', '.join(segmenter.titles)}] → {out}" + (f"  ({rank})" if rank.world_size > 1 else "")
+    )
+    say(f"device: {describe_backends(segmenter.backends)}; mode={options.mode}, tta={options.tta}")
 
     report = SegmentReport()
+    missing = [t for t in tomograms if not t.exists()]
+    for t in missing:  # said before any progress bar, and never tried
+        report.failed.append((t, f"{t}: file not found; check the path"))
+        say(f"error: {t}: file not found; check the path (the others go on)")
+    tomograms = [t for t in tomograms if t not in missing]
     headers = _headers(tomograms)
-    report.memory_bytes = _announce_memory(headers, loaded, runners, options, hook, say)
-    _run_batch(
-        tomograms,
-        headers,
-        loaded,
-        runners,
-        out,
-        options,
-        hook,
-        data_apix=data_apix,
-        overwrite=overwrite,
-        use_locks=locks,
-        progress=progress,
-        report=report,
-    )
+    report.memory_bytes = _announce_memory(headers, segmenter, say)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_batch(
+            tomograms,
+            headers,
+            segmenter,
+            out,
+            data_apix=data_apix,
+            overwrite=overwrite,
+            use_locks=locks,
+            progress=progress,
+            report=report,
+        )
+    finally:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a run that wrote nothing leaves no empty folder behind
     report.seconds = time.perf_counter() - started
     say(
         f"done in {report.seconds:.1f} s: {len(report.written)} written, "
         f"{len(report.skipped)} already there, {len(report.busy)} busy in another run, "
         f"{len(report.failed)} failed"
     )
+    _list_written(report.written, out, say)
     return report
 
 
@@ -155,7 +183,7 @@ def _printer(verbose: bool) -> Callable[[str], None]:
     return say
 
 
-def _not_outputs(tomograms: list[Path], loaded: list[Any]) -> list[Path]:
+def _not_outputs(tomograms: list[Path], loaded: list[LoadedModel]) -> list[Path]:
     """Leave out our own outputs (``*__<title>.mrc``) when ``data`` is the output folder."""
     suffixes = tuple(f"__{m.title}.mrc" for m in loaded)
     return [t for t in tomograms if not t.name.endswith(suffixes)]
@@ -170,115 +198,8 @@ def _z_range(z_range: Sequence[int] | None) -> tuple[int, int] | None:
     return int(values[0]), int(values[1])
 
 
-def _load(models: Any, model_depth: int | None) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Paths → loaded models; already loaded modules (with ``.metadata``) are wrapped as is."""
-    import torch
-
-    from ais_torch.segmentation.loading import LoadedModel, _finish, _from_module, load_models
-
-    items = models if isinstance(models, list | tuple) else [models]
-    if items and all(isinstance(m, torch.nn.Module | LoadedModel) for m in items):
-        loaded = []
-        for m in items:
-            if isinstance(m, LoadedModel):
-                loaded.append(m)
-            else:
-                if getattr(m, "metadata", None) is None:
-                    raise ConfigError("a model passed as a module needs .metadata (ModelMetadata)")
-                loaded.append(_from_module(m, m.metadata, Path(f"<{m.metadata.title}>")))
-        loaded = [_finish(m, model_depth) for m in loaded]
-        titles = [m.title for m in loaded]
-        if len(set(titles)) != len(titles):
-            raise ConfigError(f"models share a title ({titles}); outputs would collide")
-        return loaded, []
-    return load_models(models, model_depth=model_depth)
-
-
-def _backends(
-    loaded: list[Any],
-    backend: str,
-    device: str,
-    tta: int,
-    precision: str,
-    channels_last: bool | None,
-    compile: bool,
-    rank: Any,
-) -> list[Any]:
-    from ais_torch.segmentation.backends import (
-        BACKENDS,
-        OnnxBackend,
-        TorchBackend,
-        resolve_device,
-    )
-    from ais_torch.segmentation.loading import as_onnx
-
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend={backend}: expected one of {', '.join(BACKENDS)}")
-    dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None:
-        local = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
-        import torch
-
-        dev = torch.device(f"cuda:{local % torch.cuda.device_count()}")
-    runners = []
-    for i, m in enumerate(loaded):
-        if backend == "onnx" or (backend == "auto" and m.onnx is not None):
-            loaded[i] = m = as_onnx(m)
-            runners.append(OnnxBackend(m.onnx, tta=tta))
-        else:
-            if m.module is None:
-                raise ConfigError(
-                    f"{m.source}: an .onnx model runs only with backend=onnx (or auto)"
-                )
-            runners.append(
-                TorchBackend(
-                    m.module,
-                    device=dev,
-                    tta=tta,
-                    precision=precision,
-                    channels_last=channels_last,
-                    compile=compile,
-                )
-            )
-    return runners
-
-
-def _describe_runners(runners: list[Any]) -> str:
-    kinds = sorted(
-        {
-            f"torch {r.device} {r.precision}" if hasattr(r, "precision") else "onnxruntime"
-            for r in runners
-        }
-    )
-    return ", ".join(kinds)
-
-
-def _postprocess(
-    postprocess: PostProcessFn | str | None,
-    interactions: dict[str, Any] | None,
-    loaded: list[Any],
-    group_rules: list[dict[str, Any]],
-    progress: bool = True,
-) -> PostProcessFn | None:
-    """The hook between prediction and writing (see ``ais_torch.interactions.plan``)."""
-    if postprocess is None or postprocess is False:
-        return None
-    if callable(postprocess):
-        return postprocess
-    if postprocess != "auto":
-        raise ConfigError(f"postprocess={postprocess!r}: use 'auto', None or a function")
-    try:
-        from ais_torch.interactions.plan import build_postprocess
-    except ImportError:
-        return None
-    metadata = {m.title: m.metadata for m in loaded}
-    return build_postprocess(interactions, metadata, group_rules, progress=progress)
-
-
 def _headers(tomograms: list[Path]) -> dict[Path, tuple[tuple[int, int, int], float]]:
     """Shape and voxel size of every readable tomogram (headers only; bad files are left out)."""
-    from ais_torch.formats.mrc import read_header_info
-
     found = {}
     for t in tomograms:
         with contextlib.suppress(AisError, OSError, ValueError):
@@ -290,31 +211,22 @@ def _headers(tomograms: list[Path]) -> dict[Path, tuple[tuple[int, int, int], fl
 
 def _announce_memory(
     headers: dict[Path, tuple[tuple[int, int, int], float]],
-    loaded: list[Any],
-    runners: list[Any],
-    options: Any,
-    hook: Any,
+    segmenter: Segmenter,
     say: Callable[[str], None],
 ) -> int:
     """Print the bound on data memory for the largest tomogram of the batch (headers only)."""
-    from types import SimpleNamespace
-
-    from ais_torch.segmentation.engine import memory_estimate, plan, slab_for
+    import resource
 
     if not headers:
         return 0
+    loaded, runners, options = segmenter.models, segmenter.backends, segmenter.options
+    hook = segmenter.postprocess
     biggest, voxel = max(headers.values(), key=lambda h: _n(h[0]))
     voxel = voxel or 10.0
-    dummy = SimpleNamespace(shape=biggest)
     try:
-        runs = [
-            plan(m, r, dummy, voxel, options, stats=None)
-            for m, r in zip(loaded, runners, strict=True)
-        ]
+        runs = [plan(m, r, biggest, voxel, options) for m, r in zip(loaded, runners, strict=True)]
     except AisError:
         return 0
-    import resource
-
     data_bytes = memory_estimate(runs, biggest, options, in_memory=hook is not None)
     extra_per_voxel = getattr(hook, "working_bytes_per_voxel", lambda: 0)()
     data_bytes += extra_per_voxel * _n(biggest)
@@ -351,11 +263,8 @@ def _n(shape: Sequence[int]) -> int:
 def _run_batch(
     tomograms: list[Path],
     headers: dict[Path, tuple[tuple[int, int, int], float]],
-    loaded: list[Any],
-    runners: list[Any],
+    segmenter: Segmenter,
     out: Path,
-    options: Any,
-    hook: PostProcessFn | None,
     *,
     data_apix: float | None,
     overwrite: bool,
@@ -365,8 +274,7 @@ def _run_batch(
 ) -> None:
     from tqdm.auto import tqdm
 
-    from ais_torch.segmentation.loading import output_name
-
+    loaded, options, hook = segmenter.models, segmenter.options, segmenter.postprocess
     sizes = []
     for t in tomograms:
         n_z = headers[t][0][0] if t in headers else 1
@@ -404,16 +312,7 @@ def _run_batch(
                     )
                     with bar:
                         written = _one_tomogram(
-                            tomo,
-                            todo,
-                            loaded,
-                            runners,
-                            targets,
-                            options,
-                            hook,
-                            data_apix,
-                            bar,
-                            overall,
+                            tomo, todo, segmenter, targets, data_apix, bar, overall
                         )
                     report.written.extend(written)
             except KeyboardInterrupt:
@@ -428,12 +327,9 @@ def _run_batch(
 
 
 def _lock(
-    todo: list[Any], targets: dict[str, Path], use_locks: bool, *, all_or_none: bool
-) -> tuple[list[Any], list[Any]]:
+    todo: list[LoadedModel], targets: dict[str, Path], use_locks: bool, *, all_or_none: bool
+) -> tuple[list[OutputLock], list[LoadedModel]]:
     """Lock each output; returns (locks held, models whose outputs this run may write)."""
-    from ais_torch.segmentation.scheduling import OutputLock
-    from ais_torch.segmentation.sinks import remove_partials_of
-
     if not use_locks:
         return [], todo
     held, mine = [], []
@@ -452,81 +348,58 @@ def _lock(
 
 def _one_tomogram(
     tomo: Path,
-    todo: list[Any],
-    loaded: list[Any],
-    runners: list[Any],
+    todo: list[LoadedModel],
+    segmenter: Segmenter,
     targets: dict[str, Path],
-    options: Any,
-    hook: PostProcessFn | None,
     data_apix: float | None,
-    bar: Any,
-    overall: Any,
+    bar: tqdm,
+    overall: tqdm,
 ) -> list[Path]:
     """Read the tomogram once, run the models in ``todo``, write their outputs atomically."""
-    import numpy as np
-
-    from ais_torch.formats.mrc import VolumeWriter, read_volume, write_volume
-    from ais_torch.segmentation.engine import plan, run_volume
-    from ais_torch.segmentation.normalise import global_mad_stats
-    from ais_torch.segmentation.sinks import MemorySink, StreamSink
-
     volume = read_volume(tomo, voxel_size_A=data_apix or None, check_finite=False)
     if volume.data.ndim != 3 or volume.data.shape[0] < 1:
         raise AisInputError(f"{tomo}: not a 3D volume")
-    index = [loaded.index(m) for m in todo]
-    need_stats = any(str(getattr(m.metadata, "normalization", "")) == "global_mad" for m in todo)
-    stats = global_mad_stats(volume) if need_stats else None
-    runs = [
-        plan(
-            m,
-            runners[i],
-            volume.data,
-            volume.voxel_size_A,
-            options,
-            stats=stats if str(getattr(m.metadata, "normalization", "")) == "global_mad" else None,
-        )
-        for m, i in zip(todo, index, strict=True)
-    ]
-    out_dtype = np.uint8 if options.dtype == "uint8" else np.float32
-    shape = tuple(int(n) for n in volume.data.shape)
+    out_dtype = np.uint8 if segmenter.options.dtype == "uint8" else np.float32
+    shape = (int(volume.data.shape[0]), int(volume.data.shape[1]), int(volume.data.shape[2]))
 
     def tick(n: int) -> None:
         bar.update(n)
         overall.update(n)
 
-    if hook is None:
-        with contextlib.ExitStack() as stack:
-            sinks = [
-                StreamSink(
-                    stack.enter_context(
-                        VolumeWriter(
-                            targets[m.title],
-                            shape,  # type: ignore[arg-type]
-                            out_dtype,
-                            voxel_size_A=volume.voxel_size_A,
-                            origin_A=volume.origin_A,
-                        )
+    with contextlib.ExitStack() as stack:
+        sinks = {
+            m.title: StreamSink(
+                stack.enter_context(
+                    VolumeWriter(
+                        targets[m.title],
+                        shape,
+                        out_dtype,
+                        voxel_size_A=volume.voxel_size_A,
+                        origin_A=volume.origin_A,
                     )
                 )
-                for m in todo
-            ]
-            run_volume(volume.data, runs, sinks, options, source=str(tomo), on_progress=tick)
-        return [targets[m.title] for m in todo]
-
-    memory = [MemorySink(shape, out_dtype) for _ in todo]  # type: ignore[arg-type]
-    run_volume(volume.data, runs, memory, options, source=str(tomo), on_progress=tick)
-    predictions = {m.title: s.array for m, s in zip(todo, memory, strict=True)}
-    result = hook(predictions, volume.voxel_size_A)
-    written = []
-    for m in todo:
-        arr = np.asarray(result[m.title])
-        if arr.dtype != out_dtype:
-            arr = arr.astype(out_dtype)
-        write_volume(
-            targets[m.title], arr, voxel_size_A=volume.voxel_size_A, origin_A=volume.origin_A
+            )
+            for m in todo
+        }
+        run_segmenter(
+            segmenter,
+            volume.data,
+            volume.voxel_size_A,
+            models=todo,
+            out=sinks,
+            source=str(tomo),
+            on_progress=tick,
         )
-        written.append(targets[m.title])
-    return written
+    return [targets[m.title] for m in todo]
+
+
+def _list_written(written: Sequence[Path], out: Path, say: Callable[[str], None]) -> None:
+    """The files a run wrote: each one, or a count and the folder when there are many."""
+    if len(written) > 10:
+        say(f"wrote {len(written)} files in {out}")
+    else:
+        for path in written:
+            say(f"wrote {path}")
 
 
 def _one_line(tomo: Path, err: BaseException) -> str:

@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from torch.utils._pytree import tree_leaves
 from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.segmentation.loading import LoadedModel
 from ais_torch.segmentation.preprocess import AisRecipe, encode_uint8, rescale_factor
+from ais_torch.segmentation.sinks import Sink
 from ais_torch.segmentation.slabs import gather, halo, slab_bounds
 from ais_torch.segmentation.tiling import TileGrid
 
@@ -141,10 +142,6 @@ class EngineOptions:
                 raise ConfigError(f"{key}={getattr(self, key)}: must be >= 1")
 
 
-class Sink(Protocol):
-    def write(self, z: slice, values: np.ndarray) -> None: ...
-
-
 @dataclass
 class ModelRun:
     """A model, its backend and its per-tomogram plan."""
@@ -192,13 +189,14 @@ class ModelRun:
 def plan(
     model: LoadedModel,
     backend: Callable[[torch.Tensor], np.ndarray],
-    data: Any,
+    shape: tuple[int, int, int],
     voxel_size_A: float,
     options: EngineOptions,
     *,
-    stats: tuple[float, float] | str | None = "auto",
+    stats: tuple[float, float] | None = None,
 ) -> ModelRun:
-    """Preprocessing plan of ``model`` for one tomogram; one clear error for bad combinations."""
+    """Preprocessing plan of ``model`` for a ``(z, y, x)`` tomogram; one clear error for bad
+    combinations. ``stats``: the volume's global_mad statistic for models that use it."""
     meta = model.metadata
     model_apix = float(getattr(meta, "apix", -1.0) or -1.0)
     if options.model_apix is not None:
@@ -210,8 +208,13 @@ def plan(
             f"rescaling ×{factor:.3g} is implausible; fix the header or set data_apix=/model_apix="
             " (0 = no rescaling)"
         )
-    recipe = AisRecipe.for_volume(
-        data, meta, voxel_size_A, multiple=model.pad_multiple, factor=factor, stats=stats
+    recipe = AisRecipe.for_shape(
+        (shape[1], shape[2]),
+        meta,
+        voxel_size_A,
+        multiple=model.pad_multiple,
+        factor=factor,
+        stats=stats,
     )
     grid = None
     if options.mode == "tiled":
@@ -232,7 +235,7 @@ def plan(
         run.batch = int(options.batch_size)
     else:
         one = ACTIVATION_FACTOR * activation_bytes_per_pixel(model) * run.pixels_per_slice
-        cap = min(MAX_AUTO_BATCH, slab_for(options, data.shape))
+        cap = min(MAX_AUTO_BATCH, slab_for(options, shape))
         run.batch = int(max(1, min(cap, ACTIVATION_BUDGET // one)))
     return run
 
@@ -280,7 +283,7 @@ class _Failure:
 _DONE = object()
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     """Put unless the run was stopped (so a failed run never blocks on a full queue)."""
     while not stop.is_set():
         try:
@@ -292,7 +295,7 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
 
 
 def run_volume(
-    data: Any,
+    data: np.ndarray,
     runs: Sequence[ModelRun],
     sinks: Sequence[Sink],
     options: EngineOptions,

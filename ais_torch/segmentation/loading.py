@@ -16,13 +16,22 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Union
 
 from ais_torch.errors import AisInputError, ConfigError, ModelFormatError
 from ais_torch.formats.mrc import MRC_SUFFIXES
 from ais_torch.formats.naming import result_name
 
+if TYPE_CHECKING:
+    import torch
+
+    from ais_torch.formats.onnx import OnnxModel
+    from ais_torch.formats.scnm import ModelMetadata
+
 log = logging.getLogger("ais_torch.segmentation.loading")
+
+PathSpec = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]  # noqa: UP007
+"""What a user types for files: one path, ``"a,b"``, or a list (a Hydra ListConfig too)."""
 
 MODEL_SUFFIXES = (".scnm", ".scnmgroup", ".onnx", ".h5")
 _GLOB_CHARS = set("*?[")
@@ -33,11 +42,11 @@ class LoadedModel:
     """One model ready for the engine: the network (torch or ONNX) and what it expects."""
 
     title: str
-    metadata: Any
+    metadata: ModelMetadata
     source: Path
-    module: Any = None
+    module: torch.nn.Module | None = None
     """``torch.nn.Module`` (None for an ``.onnx`` file)."""
-    onnx: Any = None
+    onnx: OnnxModel | None = None
     """:class:`~ais_torch.formats.onnx.OnnxModel` when running through onnxruntime."""
     depth: int = 1
     """Input z-slices: 1 = 2D, odd > 1 = 2.5D (slices as channels) or a 3D slab."""
@@ -45,7 +54,8 @@ class LoadedModel:
     """True: input ``(B, 1, D, H, W)``; False: ``(B, D, H, W)``."""
     multiple: int = 1
     """Height and width must be multiples of this (pooling depth)."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+    """Per-model measurements cached by the engine (activation bytes per pixel)."""
 
     @property
     def pad_multiple(self) -> int:
@@ -53,7 +63,7 @@ class LoadedModel:
         return math.lcm(32, max(1, int(self.multiple)))
 
 
-def as_list(spec: Any) -> list[str]:
+def as_list(spec: PathSpec | None) -> list[str]:
     """``"a,b"``, ``["a", "b"]``, a Path or a Hydra ListConfig → ``["a", "b"]``."""
     if spec is None:
         return []
@@ -65,14 +75,14 @@ def as_list(spec: Any) -> list[str]:
     return out
 
 
-def _module_is_3d(module: Any) -> bool:
+def _module_is_3d(module: torch.nn.Module) -> bool:
     graph = getattr(module, "graph", None)
     if graph is not None and int(getattr(graph, "n_spatial", 2)) == 3:
         return True
     return int(getattr(module, "n_spatial_dims", 2)) == 3
 
 
-def _finish(model: LoadedModel, depth_override: int | None) -> LoadedModel:
+def finish_loading(model: LoadedModel, depth_override: int | None) -> LoadedModel:
     meta = model.metadata
     if str((meta.extra or {}).get("dimensionality", "")) == "3":
         model.is_3d = True
@@ -85,7 +95,8 @@ def _finish(model: LoadedModel, depth_override: int | None) -> LoadedModel:
     return model
 
 
-def _from_module(module: Any, meta: Any, source: Path) -> LoadedModel:
+def wrap_module(module: torch.nn.Module, meta: ModelMetadata, source: Path) -> LoadedModel:
+    """A network already in memory (its metadata beside it) as the engine's model."""
     return LoadedModel(
         title=str(meta.title),
         metadata=meta,
@@ -117,24 +128,24 @@ def _load_h5(path: Path) -> LoadedModel:
 
     module = load_keras_model(str(path))
     meta = ModelMetadata(title=path.stem, model_depth=1)
-    return _from_module(module, meta, path)
+    return wrap_module(module, meta, path)
 
 
 def load_models(
-    spec: Any, *, model_depth: int | None = None
-) -> tuple[list[LoadedModel], list[dict[str, Any]]]:
+    spec: PathSpec, *, model_depth: int | None = None
+) -> tuple[list[LoadedModel], list[dict[str, object]]]:
     """Open every model named in ``spec``; returns ``(models, interactions from groups)``.
 
     Titles must be unique: they name the output files and the interaction rules.
     """
-    import ais_torch
+    from ais_torch.formats.scnm import load_scnm
     from ais_torch.formats.scnmgroup import read_scnmgroup
 
     paths = as_list(spec)
     if not paths:
         raise ConfigError("no model given; set model=PATH (.scnm, .scnmgroup, .onnx or .h5)")
     models: list[LoadedModel] = []
-    interactions: list[dict[str, Any]] = []
+    interactions: list[dict[str, object]] = []
     for text in paths:
         path = Path(text).expanduser()
         suffix = path.suffix.lower()
@@ -146,16 +157,17 @@ def load_models(
             raise AisInputError(f"{path}: model file not found; check the path")
         if suffix == ".scnmgroup":
             group, links = read_scnmgroup(path)
-            models.extend(_from_module(m, meta, path) for m, meta in group)
+            models.extend(wrap_module(m, meta, path) for m, meta in group)
             interactions.extend(links)
         elif suffix == ".onnx":
             models.append(_load_onnx(path))
         elif suffix == ".h5":
             models.append(_load_h5(path))
         else:
-            module = ais_torch.load_model(str(path))
-            models.append(_from_module(module, module.metadata, path))
-    models = [_finish(m, model_depth) for m in models]
+            module, meta = load_scnm(path)
+            module.metadata = meta
+            models.append(wrap_module(module.eval(), meta, path))
+    models = [finish_loading(m, model_depth) for m in models]
     titles = [m.title for m in models]
     dupes = sorted({t for t in titles if titles.count(t) > 1})
     if dupes:
@@ -198,7 +210,7 @@ def _is_mrc(path: Path) -> bool:
     return path.suffix.lower() in MRC_SUFFIXES and not path.name.startswith(".")
 
 
-def resolve_data(spec: Any) -> list[Path]:
+def resolve_data(spec: PathSpec) -> list[Path]:
     """Tomogram paths from files, folders, globs and ``.txt`` lists, in order, without repeats.
 
     A named file that does not exist is kept (it fails alone when its turn comes, so a batch

@@ -1,7 +1,11 @@
 """Intensity normalisation of tomograms and training boxes.
 
-Two scopes, as in the original Ais:
+Every normalisation lives here; which one a model gets is decided once, from its metadata, by
+:func:`ais_torch.segmentation.api.uses_global_mad`. The scopes, as in the original Ais:
 
+* ``standardise_slices``: each slice on its own, ``(x - mean) / (std + 1e-6)`` with float64
+  statistics — the original CLI's per-slice (legacy) normalisation, and each tile of the GUI's
+  tiled mode;
 * ``standardise``: every training sample, *after* augmentation, to zero mean / unit std, so that
   the network never sees absolute grey values (they differ between microscopes and
   reconstructions).
@@ -13,11 +17,14 @@ Two scopes, as in the original Ais:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ais_torch.errors import AisInputError
+
+if TYPE_CHECKING:
+    from ais_torch.formats.mrc import Volume
 
 MAD_TO_SIGMA = 1.4826
 """Scale that turns a median absolute deviation into a Gaussian σ."""
@@ -36,6 +43,24 @@ def standardise(x: np.ndarray, eps: float = 1e-7) -> np.ndarray:
     return ((x - mean) / (std + eps)).astype(np.float32, copy=False)
 
 
+PER_SLICE_EPS = 1e-6
+"""The original CLI's per-slice (legacy) normalisation: ``(x - mean) / (std + 1e-6)``."""
+
+
+def standardise_slices(
+    x: np.ndarray, eps: float = PER_SLICE_EPS, *, flat_as_one: bool = False
+) -> np.ndarray:
+    """Each slice (the last two axes) to zero mean and unit std, as float32.
+
+    ``flat_as_one``: a constant slice keeps std 1 (empty tiles at a tomogram's edge).
+    """
+    mean = x.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
+    std = x.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
+    if flat_as_one:
+        std[std == 0] = 1.0
+    return ((x - mean) / (std + eps)).astype(np.float32, copy=False)
+
+
 def stat_slices(n_z: int) -> np.ndarray:
     """The z indices global_mad samples: ≤ 32 evenly spaced slices (first and last included)."""
     if n_z < 1:
@@ -47,7 +72,7 @@ def _border(n: int) -> int:
     return min(int(BORDER_FRACTION * n), MAX_BORDER_PX)
 
 
-def global_mad_stats(volume: Any) -> tuple[float, float]:
+def global_mad_stats(volume: np.ndarray | Volume) -> tuple[float, float]:
     """``(center, scale)`` of a ``(z, y, x)`` volume (array, memmap or :class:`Volume`).
 
     center = mean and scale = 1.4826·MAD + 1e-7 of the sampled slices with 20 % (≤ 64 px) of

@@ -13,31 +13,44 @@ Recipe (facts from the reference kit's MANIFEST and the behaviour notes on the o
 5. ``clip(mean, 0, 1)``, resize back to the input XY size (order 1) when rescaled, then
    ``(p * 255).astype(uint8)`` — truncation, as the original does.
 
-Steps 1–3 and 5 live in :class:`AisRecipe` so the streaming engine
-(:mod:`ais_torch.segmentation.engine`) runs exactly the same arithmetic as
-:func:`segment_like_ais`, the small reference loop kept for parity checks.
+Steps 1–3 and 5 live in :class:`AisRecipe`; the streaming engine
+(:mod:`ais_torch.segmentation.engine`) runs step 4 between them. The tests keep a small,
+independent reference loop over the same recipe (``tests/segmentation/reference_loop.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+from scipy.ndimage import zoom
 from skimage.transform import resize
 
-from ais_torch.segmentation.normalise import apply_global_mad, global_mad_stats
-from ais_torch.segmentation.preview import padding_for
-from ais_torch.segmentation.tta import N_DIHEDRAL, dihedral, dihedral_inverse
+from ais_torch.segmentation.normalise import (
+    apply_global_mad,
+    global_mad_stats,
+    standardise_slices,
+)
+
+if TYPE_CHECKING:
+    from ais_torch.formats.scnm import ModelMetadata
 
 RESCALE_TOLERANCE = 0.05
 """Relative pixel-size difference from which the original rescales (``>=``)."""
-PER_SLICE_EPS = 1e-6
-"""The original CLI's per-slice (legacy) normalisation: ``(x - mean) / (std + 1e-6)``."""
 PAD_MULTIPLE = 32
+CONTEXT_PX = 32
+"""Context the original adds on every side before inference (a multiple of 32 plus 64)."""
 DEFAULT_APIX = 10.0
 """Voxel size the original assumes when the header has none (0)."""
+
+
+def padding_for(size: int, multiple: int, context: int = CONTEXT_PX) -> tuple[int, int]:
+    """Pixels before/after ``size``: ``context`` each side, total a multiple of ``multiple``."""
+    total = size + 2 * context
+    total = -(-total // multiple) * multiple
+    extra = total - size
+    return extra // 2, extra - extra // 2
 
 
 def rescale_factor(data_apix: float, model_apix: float) -> float | None:
@@ -49,17 +62,24 @@ def rescale_factor(data_apix: float, model_apix: float) -> float | None:
     return factor if abs(factor - 1.0) >= RESCALE_TOLERANCE else None
 
 
-def _normalise_per_slice(x: np.ndarray) -> np.ndarray:
-    mean = x.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
-    std = x.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
-    return ((x - mean) / (std + PER_SLICE_EPS)).astype(np.float32, copy=False)
-
-
-def _resize_slices(x: np.ndarray, shape: tuple[int, int], *, anti_aliasing: bool) -> np.ndarray:
+def resize_to_model(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Slices to the model's pixel size as the original's ``scale_volume_xy``: skimage
+    ``resize`` (order 1, anti-aliased when shrinking). The original resizes the whole volume
+    with Z unchanged, which filters and interpolates each slice alone, so slabs give the same.
+    Training boxes are resampled with this too (:mod:`ais_torch.training.boxes`), so a model
+    sees at training what it sees at segmentation."""
     out = np.empty((x.shape[0], *shape), np.float32)
     for i, s in enumerate(x):
-        out[i] = resize(s, shape, order=1, anti_aliasing=anti_aliasing, preserve_range=True)
+        out[i] = resize(s, shape, order=1, anti_aliasing=True, preserve_range=True)
     return out
+
+
+def _resize_out(p: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Predictions back to the tomogram's grid as the original: ``scipy.ndimage.zoom``, order 1,
+    no prefilter, corners aligned (``grid_mode=False``) — not skimage's half-pixel grid, which
+    shifts every output pixel by up to half an input pixel."""
+    factors = (1.0, shape[0] / p.shape[1], shape[1] / p.shape[2])
+    return zoom(np.ascontiguousarray(p, np.float32), factors, order=1, prefilter=False)
 
 
 def encode_uint8(p: np.ndarray) -> np.ndarray:
@@ -90,8 +110,8 @@ class AisRecipe:
     @classmethod
     def for_volume(
         cls,
-        data: Any,
-        metadata: Any,
+        data: np.ndarray,
+        metadata: ModelMetadata | None,
         voxel_size_A: float,
         *,
         multiple: int = PAD_MULTIPLE,
@@ -100,13 +120,30 @@ class AisRecipe:
     ) -> AisRecipe:
         """The recipe for ``data`` (z, y, x) and a model's ``metadata``.
 
-        ``factor="auto"`` applies the original's 5 % rule to ``voxel_size_A`` and the model's
-        ``apix``; ``stats="auto"`` computes global_mad when the model records it.
+        ``stats="auto"`` computes the global_mad statistic when the model records it.
         """
-        n_y, n_x = (int(n) for n in data.shape[-2:])
         if isinstance(stats, str):
             normalization = str(getattr(metadata, "normalization", "per_slice") or "per_slice")
             stats = global_mad_stats(data) if normalization == "global_mad" else None
+        shape = (int(data.shape[-2]), int(data.shape[-1]))
+        return cls.for_shape(
+            shape, metadata, voxel_size_A, multiple=multiple, factor=factor, stats=stats
+        )
+
+    @classmethod
+    def for_shape(
+        cls,
+        shape_yx: tuple[int, int],
+        metadata: ModelMetadata | None,
+        voxel_size_A: float,
+        *,
+        multiple: int = PAD_MULTIPLE,
+        factor: float | str | None = "auto",
+        stats: tuple[float, float] | None = None,
+    ) -> AisRecipe:
+        """The recipe for slices of ``shape_yx``; ``factor="auto"`` applies the original's 5 %
+        rule to ``voxel_size_A`` and the model's ``apix``."""
+        n_y, n_x = (int(n) for n in shape_yx)
         if isinstance(factor, str):
             factor = rescale_factor(voxel_size_A, float(getattr(metadata, "apix", -1.0)))
         if factor is not None:
@@ -135,9 +172,9 @@ class AisRecipe:
         if self.stats is not None:
             x = apply_global_mad(x, *self.stats)
         if self.factor is not None:
-            x = _resize_slices(x, self.work_shape, anti_aliasing=True)
+            x = resize_to_model(x, self.work_shape)
         if self.stats is None:
-            x = _normalise_per_slice(x)
+            x = standardise_slices(x)
         return x
 
     def prepare(self, raw: np.ndarray) -> np.ndarray:
@@ -155,74 +192,5 @@ class AisRecipe:
         p = self.crop(prob) if padded else prob
         p = np.clip(p, 0.0, 1.0)
         if self.factor is not None:
-            p = _resize_slices(p, self.shape_yx, anti_aliasing=False)
+            p = _resize_out(p, self.shape_yx)
         return p.astype(np.float32, copy=False)
-
-
-def segment_like_ais(
-    model: torch.nn.Module,
-    volume: Any,
-    *,
-    voxel_size_A: float,
-    tta: int = 1,
-    batch_size: int = 4,
-    z_range: slice | None = None,
-    device: str | torch.device | None = None,
-) -> np.ndarray:
-    """Segment a ``(z, y, x)`` volume exactly as the original ``ais segment`` → uint8 ``(z, y, x)``.
-
-    ``model.metadata`` (from :func:`ais_torch.load_model`) supplies ``normalization``, ``apix``
-    and ``model_depth`` (2D models only; the engine in :mod:`ais_torch.segmentation.engine` also
-    runs 2.5D/3D models). ``z_range`` segments only those slices (the others stay 0); the
-    global_mad statistic is still taken over the whole volume, as in a full run. ``device``
-    moves the model there; by default it runs where its parameters are. TF32 is off during the
-    call on CUDA (the original computes in float32).
-    """
-    meta = getattr(model, "metadata", None)
-    depth = int(getattr(meta, "model_depth", 1) or 1)
-    if depth != 1:
-        raise NotImplementedError(
-            f"segment_like_ais: model_depth={depth}; only 2D models (depth 1) are supported here"
-        )
-    if not 1 <= int(tta) <= N_DIHEDRAL:
-        raise ValueError(f"tta={tta}: must be 1..{N_DIHEDRAL}")
-    if not 1 <= int(batch_size):
-        raise ValueError(f"batch_size={batch_size}: must be >= 1")
-    # a Volume carries its array in .data; a numpy array's own .data is its raw buffer
-    data = volume if isinstance(volume, np.ndarray) else getattr(volume, "data", volume)
-    if data.ndim != 3:
-        raise ValueError(f"volume of shape {data.shape}: expected (z, y, x)")
-    n_z = int(data.shape[0])
-    z_list = list(range(n_z)[z_range] if z_range is not None else range(n_z))
-    recipe = AisRecipe.for_volume(data, meta, voxel_size_A)
-
-    if device is not None:
-        dev = torch.device(device)
-        model.to(dev)
-    else:
-        dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = np.zeros(data.shape, np.uint8)
-    # TF32 convolutions/matmuls (PyTorch's cuDNN default) would cost ~1e-3 relative precision on
-    # Ampere+ GPUs; the original ran float32, so switch them off for the duration of the call.
-    tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    try:
-        if dev.type == "cuda":
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
-        with torch.inference_mode():
-            for i in range(0, len(z_list), int(batch_size)):
-                idx = z_list[i : i + int(batch_size)]
-                padded = recipe.prepare(data[idx])
-                batch = torch.from_numpy(np.ascontiguousarray(padded[:, None])).to(dev)
-                acc = torch.zeros_like(batch[:, 0])
-                for k in range(int(tta)):
-                    pred = model(dihedral(batch, k))[:, 0].float()
-                    acc += dihedral_inverse(pred, k)
-                mean = (acc / float(tta)).cpu().numpy()
-                out[idx] = encode_uint8(recipe.finish(mean))
-    finally:
-        model.train(was_training)
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -17,7 +18,15 @@ from ais_torch.formats.atomic import PARTIAL_SUFFIX
 from ais_torch.formats.mrc import VolumeWriter
 
 
+class Sink(Protocol):
+    """Where the engine puts a model's output, slab by slab."""
+
+    def write(self, z: slice, values: np.ndarray) -> None: ...
+
+
 class MemorySink:
+    """The whole output in memory (``array``), for post-processing or a library caller."""
+
     def __init__(self, shape: tuple[int, int, int], dtype: np.dtype | type) -> None:
         self.array = np.zeros(shape, dtype)
 
@@ -33,6 +42,11 @@ class StreamSink:
 
     def write(self, z: slice, values: np.ndarray) -> None:
         self.writer.write(z, values)
+
+    @property
+    def array(self) -> np.ndarray:
+        """The file's data, memory-mapped (valid while the writer is open)."""
+        return self.writer.array
 
 
 def remove_partials_of(output: Path) -> int:

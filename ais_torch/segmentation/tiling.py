@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ais_torch.errors import AisInputError
+from ais_torch.segmentation.normalise import standardise_slices
 
 TILE_EPS = 1e-7
 
@@ -75,10 +76,7 @@ class TileGrid:
         t = windows.reshape(n, ny * nx, self.box, self.box).astype(np.float32)
         if not standardise:
             return t
-        mean = t.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
-        std = t.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
-        std[std == 0] = 1.0
-        return ((t - mean) / (std + TILE_EPS)).astype(np.float32)
+        return standardise_slices(t, TILE_EPS, flat_as_one=True)
 
     def stitch(self, pred: np.ndarray, n: int) -> np.ndarray:
         """Tile predictions ``(n·T, box, box)`` → ``(n, h, w)`` from the tile centres."""

@@ -26,9 +26,8 @@ from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.formats.boxset import IGNORE, NEGATIVE, POSITIVE, BoxSet
 from ais_torch.formats.mrc import Volume, iter_slabs
 from ais_torch.segmentation.normalise import NORMALIZATIONS, apply_global_mad, global_mad_stats
+from ais_torch.segmentation.preprocess import rescale_factor, resize_to_model
 
-APIX_RTOL = 1e-3
-"""Relative voxel-size difference below which a slice is used as is (no resampling)."""
 POOL_APIX_RTOL = 0.01
 """Sets whose pixel sizes differ by more than this cannot be pooled."""
 _LABEL_SCAN_SLICES = 16
@@ -127,8 +126,9 @@ def extract_boxes(
     target_apix = data_apix if apix is None else float(apix)
     if not math.isfinite(target_apix) or target_apix <= 0:
         raise ConfigError(f"apix={apix}: the target pixel size must be > 0 Å")
+    factor = rescale_factor(data_apix, target_apix)  # the segmentation's rule (>= 5 %)
+    rescale = factor is not None
     zoom = data_apix / target_apix
-    rescale = abs(zoom - 1.0) > APIX_RTOL
     out_h, out_w = (max(1, round(n_y * zoom)), max(1, round(n_x * zoom))) if rescale else (n_y, n_x)
     if box_size > out_h and box_size > out_w:
         raise AisInputError(
@@ -265,18 +265,13 @@ def _tile(n: int, box: int, stride: int) -> tuple[list[int], tuple[int, int]]:
 def _resample(
     img: np.ndarray, lab: np.ndarray, shape: tuple[int, int], zoom: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """XY resampling: image linear (anti-aliased when shrinking), labels nearest.
-
-    Both use skimage's pixel-centre mapping, so image and labels stay aligned.
+    """XY resampling: the image exactly as segmentation resamples a tomogram
+    (:func:`~ais_torch.segmentation.preprocess.resize_to_model`), labels nearest on the same
+    pixel-centre grid, so image and labels stay aligned.
     """
     from skimage.transform import resize
 
-    img = np.stack(
-        [
-            resize(s, shape, order=1, mode="reflect", anti_aliasing=zoom < 1, preserve_range=True)
-            for s in img
-        ]
-    ).astype(np.float32)
+    img = resize_to_model(np.asarray(img, np.float32), shape)
     lab = resize(lab, shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(
         np.uint8
     )

@@ -26,8 +26,9 @@ class ResolvedData:
     eval_pairs: list[tuple[Path, Path]] = field(default_factory=list)
     """(tomogram, dense 0/1 ground truth) pairs never trained on, for the Dice at the end."""
 
-    def preview_slice(self, max_size: int = 256) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """A fixed slice (and its label) to show in TensorBoard every epoch."""
+    def preview_source(self) -> tuple[Path, int, Path] | None:
+        """(tomogram, slice, labels) to show in TensorBoard every epoch: the first held-out
+        tomogram, else the first training one, at its middle annotated slice."""
         from ais_torch.formats.mrc import read_volume
 
         if self.eval_pairs:
@@ -36,12 +37,11 @@ class ResolvedData:
             tomo, label = Path(self.tomograms[0]), Path(self.labels[0])
         else:
             return None
-        volume = read_volume(tomo, check_finite=False).data
         labels = read_volume(label, check_finite=False).data
-        annotated = np.flatnonzero(np.asarray(labels).reshape(labels.shape[0], -1).max(axis=1))
-        z = int(annotated[len(annotated) // 2]) if len(annotated) else volume.shape[0] // 2
-        crop = (slice(0, max_size), slice(0, max_size))
-        return np.asarray(volume[z][crop], np.float32), np.asarray(labels[z][crop])
+        n_z = labels.shape[0]
+        annotated = np.flatnonzero(np.asarray(labels).reshape(n_z, -1).max(axis=1))
+        z = int(annotated[len(annotated) // 2]) if len(annotated) else n_z // 2
+        return Path(tomo), z, Path(label)
 
 
 def resolve_data(cfg: DictConfig, output_dir: Path) -> ResolvedData:

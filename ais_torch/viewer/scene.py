@@ -8,9 +8,11 @@ drawn lives in :func:`build_scene`, a pure function from a :class:`Scene` to a
 :func:`load_scene`; the command line is ``python -m ais_torch.view``.
 
 The scene frame is nm with voxel (0, 0, 0) of the tomogram at the origin (x, y, z order).
-Volumes are block-mean binned for display (``bin``; default: largest side ≤ 256 voxels);
-isosurfaces are made with :func:`ais_torch.meshes.surface.segmentation_mesh`, so the
-viewer and ``python -m ais_torch.mesh`` show the same surfaces for the same level and dust.
+Volumes are block-mean binned for display (``bin``; default: largest side ≤ 256 voxels) with
+:func:`ais_torch.formats.encoding.block_mean`, as picking and meshes bin; picks are read by
+:func:`ais_torch.formats.coordinates.read_coordinates`, the reader ``evaluate`` uses;
+isosurfaces are made with :func:`ais_torch.meshes.surface.segmentation_mesh`, so the viewer and
+``python -m ais_torch.mesh`` show the same surfaces for the same level and dust.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.formats.coordinates import read_coordinates
+from ais_torch.formats.encoding import block_mean
 from ais_torch.formats.naming import split_name
+from ais_torch.formats.obj import read_obj_header
 
 if TYPE_CHECKING:
     import pyvista as pv
@@ -171,7 +176,7 @@ def build_scene(scene: Scene, off_screen: bool = True, widgets: bool | None = No
     """
     import pyvista as pv
 
-    from ais_torch.meshes.surface import block_mean, segmentation_mesh
+    from ais_torch.meshes.surface import segmentation_mesh
 
     widgets = (not off_screen) if widgets is None else widgets
     axis = scene.slice_axis.lower()
@@ -183,7 +188,7 @@ def build_scene(scene: Scene, off_screen: bool = True, widgets: bool | None = No
     plotter.set_background(BACKGROUND)
     plotter.enable_3_lights()  # white lights, so surfaces show their true colour
     legend: list[tuple[str, Colour]] = []
-    toggles: list[tuple[str, object]] = []
+    toggles: list[tuple[str, pv.Actor]] = []
 
     size_nm = np.asarray(scene.shape_zyx[::-1], dtype=float) * px
     outline = pv.Box(bounds=(0, size_nm[0], 0, size_nm[1], 0, size_nm[2])).outline()
@@ -311,13 +316,13 @@ def _add_tomogram_slice(
         )
 
 
-def _add_toggles(plotter: pv.Plotter, toggles: list[tuple[str, object]]) -> None:
+def _add_toggles(plotter: pv.Plotter, toggles: list[tuple[str, pv.Actor]]) -> None:
     """One checkbox per layer (bottom right, top to bottom in legend order)."""
     for i, (name, actor) in enumerate(toggles):
         y = 10 + 40 * i
 
-        def toggle(state: bool, actor: object = actor) -> None:
-            actor.SetVisibility(state)  # type: ignore[attr-defined]
+        def toggle(state: bool, actor: pv.Actor = actor) -> None:
+            actor.SetVisibility(state)
 
         plotter.add_checkbox_button_widget(
             toggle, value=True, position=(10.0, 60.0 + y), size=30, color_on="black"
@@ -326,30 +331,6 @@ def _add_toggles(plotter: pv.Plotter, toggles: list[tuple[str, object]]) -> None
 
 
 # --------------------------------------------------------------------------- files → Scene
-
-
-def read_picks(path: str | os.PathLike) -> np.ndarray:
-    """x, y, z voxel coordinates from .star, a .tsv/.txt with an ``x y z`` header, or the
-    original Ais 1.0.40's header-less ``x<TAB>y<TAB>z`` .txt."""
-    from ais_torch.formats.coordinates import read_coordinates_tsv, read_star
-
-    path = Path(path)
-    if path.suffix.lower() == ".star":
-        return read_star(path)
-    if not path.is_file():
-        raise AisInputError(f"{path}: picks file not found; check the path")
-    first = path.read_text(encoding="utf-8", errors="replace").lstrip().split("\n", 1)[0]
-    if any(c.isalpha() for c in first):
-        return read_coordinates_tsv(path)
-    try:
-        arr = np.loadtxt(path, ndmin=2)
-    except ValueError:
-        raise AisInputError(f"{path}: not 'x y z' numbers per line; give a .star or .tsv") from None
-    if arr.size == 0:
-        return np.zeros((0, 3))
-    if arr.shape[1] < 3:
-        raise AisInputError(f"{path}: expected x, y, z columns, found {arr.shape[1]}")
-    return arr[:, :3].astype(np.float64)
 
 
 def read_mesh(
@@ -364,8 +345,6 @@ def read_mesh(
     others are taken as the original Ais writes them (nm, centred on the volume centre).
     """
     import pyvista as pv
-
-    from ais_torch.meshes.surface import read_obj_header
 
     path = Path(path)
     if not path.is_file():
@@ -416,6 +395,10 @@ class FolderContents:
 def scan_folder(folder: str | os.PathLike, tomo: str | None = None) -> FolderContents:
     """A folder's tomogram, its ``<tomo>__<feature>.mrc`` files, picks and .obj meshes.
 
+    Picks are ``<tomo>*.star``, ``<tomo>*coords*.txt|.tsv`` (or with ``__``) and
+    ``<tomo>*_coords.json`` (copick), all read by
+    :func:`ais_torch.formats.coordinates.read_coordinates`.
+
     The tomogram is ``tomo`` if given, else the first (by name) ``*.mrc`` without ``__``; if
     the folder holds only segmentations, the first tomogram name among them.
     """
@@ -440,8 +423,11 @@ def scan_folder(folder: str | os.PathLike, tomo: str | None = None) -> FolderCon
         p
         for p in root.iterdir()
         if p.name.startswith(tomo)
-        and p.suffix.lower() in (".star", ".txt", ".tsv")
-        and (p.suffix.lower() == ".star" or "coords" in p.name or "__" in p.name)
+        and (
+            (p.suffix.lower() in (".txt", ".tsv") and ("coords" in p.name or "__" in p.name))
+            or p.suffix.lower() == ".star"
+            or p.name.endswith("_coords.json")  # copick, as `ais-torch pick formats=[json]` writes
+        )
     )
     meshes = [p for p in objs if split_name(p)[0] == tomo]
     return FolderContents(tomogram, segs, picks, meshes, [n for n in names if n != tomo])
@@ -520,7 +506,11 @@ def load_scene(
         for name, m in zip(mesh_names, meshes or [], strict=True)
     ]
     pick_layers = [
-        PickLayer(Path(p).stem, read_picks(p), PICK_COLOURS[i % len(PICK_COLOURS)])
+        PickLayer(
+            Path(p).stem,
+            read_coordinates(p, voxel_size_A=ref.voxel_size_A),
+            PICK_COLOURS[i % len(PICK_COLOURS)],
+        )
         for i, p in enumerate(picks or [])
     ]
     title = Path(ref.path).name if ref.path is not None else ""
@@ -537,6 +527,17 @@ def load_scene(
 
 
 # --------------------------------------------------------------------------- outputs
+
+
+def prefer_egl() -> None:
+    """Without a display VTK first tries X and prints a warning; go straight to EGL if present.
+
+    Only when libEGL is installed: forcing a window class whose library is missing crashes VTK.
+    """
+    import ctypes.util
+
+    if not os.environ.get("DISPLAY") and ctypes.util.find_library("EGL"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
 def has_display() -> bool:

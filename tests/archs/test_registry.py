@@ -13,6 +13,7 @@ from ais_torch.archs import registry
 from ais_torch.archs.presets import DEFAULT_PRESET, ORIGINAL_TITLES, PRESETS, preset_for_title
 from ais_torch.errors import ArchPluginError, ConfigError
 
+CONF_ARCH = Path(__file__).resolve().parents[2] / "conf" / "arch"
 OUR_ENTRY_POINTS = {"eman2", "ezm2d", "inceptionnet", "pix2pix", "resnet", "unet", "vggnet"}
 
 PLUGIN_ARCH = """
@@ -36,11 +37,12 @@ def test_our_entry_points_and_every_preset_are_available() -> None:
     assert set(PRESETS) <= set(names)
 
 
-def test_importing_and_listing_does_not_import_torch() -> None:
+def test_importing_does_not_import_torch() -> None:
+    """Presets are declared beside their (torch) classes, so only listing loads those modules."""
     code = (
-        "import sys, ais_torch.archs as a; names = a.available(); "
-        "assert 'vggnet_m' in names, names; "
-        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules"
+        "import sys, ais_torch.archs as a; assert a.DEFAULT_PRESET == 'vggnet_m'; "
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules; "
+        "assert 'vggnet_m' in a.available() and a.PRESETS['vggnet_m'] == ('vggnet', {})"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -126,6 +128,53 @@ def test_plugin_is_discovered_and_built(fake_dist) -> None:
     model = archs.build("good_net")
     assert model.title == "Good"
     assert archs.describe("good_net")["package"] == "goodpkg"
+
+
+PLUGIN_WITH_PRESETS = (
+    PLUGIN_ARCH.replace("def __init__(self, **common)", "def __init__(self, *, width=1, **common)")
+    + """
+from ais_torch.archs import register_preset
+
+register_preset("good_net_wide", Good, {"width": 4}, titles=("Good W",))
+"""
+)
+
+
+def test_plugin_registers_presets_beside_its_class(fake_dist) -> None:
+    fake_dist(
+        "goodpkg",
+        entry_points={"good_net": "goodmod:Good"},
+        files={"goodmod.py": PLUGIN_WITH_PRESETS},
+    )
+    assert {"good_net", "good_net_wide"} <= set(archs.available())
+    assert PRESETS["good_net_wide"] == ("good_net", {"width": 4})
+    model = archs.build("good_net_wide", learning_rate=5e-4)
+    assert model.hparams.width == 4 and model.hparams.learning_rate == 5e-4
+    assert (model.arch_name, model.preset) == ("good_net", "good_net_wide")
+    assert archs.describe("good_net_wide")["package"] == "goodpkg"
+    assert preset_for_title("Good W") == "good_net_wide"
+
+
+def test_plugin_presets_go_when_the_plugin_is_disabled(fake_dist, monkeypatch) -> None:
+    fake_dist(
+        "goodpkg",
+        entry_points={"good_net": "goodmod:Good"},
+        files={"goodmod.py": PLUGIN_WITH_PRESETS},
+    )
+    assert "good_net_wide" in archs.available()
+    monkeypatch.setenv("AIS_TORCH_DISABLE_PLUGINS", "1")
+    registry.refresh()
+    assert "good_net_wide" not in archs.available()
+    with pytest.raises(ArchPluginError, match="unknown architecture 'good_net_wide'"):
+        archs.build("good_net_wide")
+
+
+def test_a_preset_name_registered_by_two_classes_names_both() -> None:
+    from ais_torch.archs.presets import register_preset
+    from ais_torch.archs.resnet import ResNet
+
+    with pytest.raises(ArchPluginError, match=r"unet_m.*ais_torch.archs.unet:UNet.*resnet:ResNet"):
+        register_preset("unet_m", ResNet)
 
 
 def test_plugins_can_be_disabled(fake_dist, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,26 +279,63 @@ def test_refresh_forgets_removed_plugins(fake_dist) -> None:
         sys.path.insert(0, str(root))
 
 
-def test_every_preset_has_a_matching_hydra_config() -> None:
+def _composed_arch(option: str) -> dict[str, object]:
+    """``conf/arch/<option>.yaml`` as Hydra composes it (with its ``defaults``)."""
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    conf = Path(__file__).resolve().parents[2] / "conf" / "arch"
-    # plugin.yaml is the generic door for third-party architectures (name given at run time)
-    assert {p.stem for p in conf.glob("*.yaml")} - {"plugin"} == set(PRESETS)
-    for name, (_arch, hparams) in PRESETS.items():
-        cfg = OmegaConf.to_container(OmegaConf.load(conf / f"{name}.yaml"))
+    with initialize_config_dir(str(CONF_ARCH.parent), version_base=None):
+        cfg = compose("train", overrides=[f"arch={option}"])
+    return OmegaConf.to_container(cfg.arch)
+
+
+def test_every_preset_has_a_hydra_config_that_only_names_it() -> None:
+    from omegaconf import OmegaConf
+
+    # plugin.yaml is the generic door for third-party architectures (name given at run time);
+    # base.yaml is what every option extends
+    assert {p.stem for p in CONF_ARCH.glob("*.yaml")} - {"plugin", "base"} == set(PRESETS)
+    for name in PRESETS:
+        own = OmegaConf.to_container(OmegaConf.load(CONF_ARCH / f"{name}.yaml"))
+        assert own == {"defaults": ["base", "_self_"], "name": name}, name
+
+
+def test_preset_configs_carry_no_hyperparameter_values() -> None:
+    """Every value comes from the registration: the composed YAML leaves them all unset."""
+    from ais_torch.archs.base import COMMON_HPARAMS
+
+    for name in ["unet_s", "pix2pix_paper", "ezm2d_bxe"]:
+        cfg = _composed_arch(name)
         assert cfg.pop("_target_") == "ais_torch.archs.build"
         assert cfg.pop("name") == name
-        assert {k: cfg[k] for k in hparams} == hparams, name
-        assert cfg == dict(archs.build(name).hparams), f"{name}.yaml differs from the preset"
+        assert set(cfg) == COMMON_HPARAMS, name
+        assert all(v is None for v in cfg.values()), name
+
+
+def test_built_from_config_equals_built_from_the_registration() -> None:
+    from hydra.utils import instantiate
+
+    for name in ["vggnet_l", "pix2pix_paper", "ezm2d"]:
+        from_config = instantiate(_composed_arch(name))
+        assert dict(from_config.hparams) == dict(archs.build(name).hparams), name
+        assert from_config.preset == name
+
+
+def test_a_common_hyperparameter_is_overridden_without_a_plus() -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(CONF_ARCH.parent), version_base=None):
+        cfg = compose("train", overrides=["arch=ezm2d", "arch.loss=bce", "+arch.batch_norm=false"])
+    model = instantiate(cfg.arch)
+    assert model.hparams.loss == "bce" and model.hparams.batch_norm is False
+    assert model.hparams.learning_rate == 5e-5  # still the preset's
 
 
 def test_hydra_instantiates_an_arch_config() -> None:
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    conf = Path(__file__).resolve().parents[2] / "conf" / "arch"
-    model = instantiate(OmegaConf.load(conf / "vggnet_s.yaml"), learning_rate=2e-3)
+    model = instantiate(_composed_arch("vggnet_s"), learning_rate=2e-3)
     assert model.n_parameters == 1_493_059
     assert model.hparams.learning_rate == 2e-3
     assert type(model.hparams.encoder) is list
@@ -262,4 +348,4 @@ def test_model_files_name_presets_as_the_original_does(preset: str) -> None:
 
     title = title_for_preset(preset)
     assert title is not None
-    assert preset_for_title(title, archs.build(preset).n_parameters) in (preset, "ezm2d")
+    assert preset_for_title(title, archs.build(preset).n_parameters) == preset

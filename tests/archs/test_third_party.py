@@ -30,3 +30,16 @@ def test_installed_example_is_found_built_and_meets_the_contract(fake_dist, tmp_
     model = archs.build("tiny_net", width=4)
     assert model.title == "TinyNet" and model.hparams.width == 4
     check_arch("tiny_net", tmp_dir=tmp_path)
+
+
+def test_example_presets_and_keras_twin_join_through_the_same_doors(fake_dist) -> None:
+    """The example registers a preset and a Keras emitter beside its class, as ais_torch does."""
+    from ais_torch.formats.keras.emit import keras_functional
+
+    fake_dist("tiny_arch", "0.1.0", read_entry_points(), extra_path=EXAMPLE)
+    assert "tiny_net_wide" in archs.available()
+    model = archs.build("tiny_net_wide")
+    assert model.hparams.width == 32 and model.preset == "tiny_net_wide"
+    layers = keras_functional(model).model_config()["config"]["layers"]
+    assert [layer["class_name"] for layer in layers] == ["InputLayer", "Conv2D", "Conv2D"]
+    assert layers[1]["config"]["filters"] == 32

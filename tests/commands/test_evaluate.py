@@ -1,4 +1,4 @@
-"""``python -m ais_torch.evaluate`` and the scores behind it."""
+"""``ais-torch evaluate`` and the scores behind it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m ais_torch.pick``: file discovery, outputs per tomogram, parallel workers, errors."""
+"""``ais-torch pick``: file discovery, outputs per tomogram, parallel workers, errors."""
 
 from __future__ import annotations
 

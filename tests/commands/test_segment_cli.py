@@ -1,4 +1,4 @@
-"""``python -m ais_torch.segment``: Hydra overrides in, segmentations and one-line errors out."""
+"""``ais-torch segment``: Hydra overrides in, segmentations and one-line errors out."""
 
 from __future__ import annotations
 
@@ -60,6 +60,6 @@ def test_cli_missing_data_is_one_line(tmp_path: Path) -> None:
     result = _run("model=x.scnm", "out=seg", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: missing data; e.g. python -m ais_torch.segment model=Membrane.scnm "
+        "error: missing data; e.g. ais-torch segment model=Membrane.scnm "
         "data=tomograms/ out=segmentations/"
     ]

@@ -18,7 +18,9 @@ from ais_torch.commands.train import train
 from ais_torch.config import config_dir
 
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
-ARCH_CONFIGS = sorted(p.stem for p in (config_dir() / "arch").glob("*.yaml") if p.stem != "plugin")
+ARCH_CONFIGS = sorted(
+    p.stem for p in (config_dir() / "arch").glob("*.yaml") if p.stem not in ("plugin", "base")
+)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "third_party_arch"
 
 # A run that takes seconds on 2 CPU cores: one tiny demo tomogram (+1 held out), few steps;
@@ -130,9 +132,10 @@ def test_third_party_architecture_trains_by_name(fake_dist, tmp_path: Path) -> N
 
 
 def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``ais-torch train …``, run as ``python -m ais_torch train`` (what the script runs)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", "ais_torch.train", *args],
+        [sys.executable, "-m", "ais_torch", "train", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -151,6 +154,16 @@ def test_command_line_runs_from_any_folder_and_reports(tmp_path: Path) -> None:
     assert f"model:        {run_dir / 'Carbon.scnm'}" in proc.stdout
     assert "tensorboard --logdir" in proc.stdout
     assert "held-out Dice (carbon" in proc.stdout
+    # quiet by default: no Lightning banner, tips or summary table, and no line twice
+    both = proc.stdout + proc.stderr
+    for noise in ("GPU available", "TPU available", "Tip:", "Total params"):
+        assert noise not in both, noise
+    lines = [line for line in both.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines)), both
+    # train.log ends as the console does: the model path, then the Dice
+    log_lines = (run_dir / "train.log").read_text().splitlines()
+    assert f"model:        {run_dir / 'Carbon.scnm'}" in log_lines[-3]
+    assert "held-out Dice (carbon" in log_lines[-1]
 
 
 def test_bad_data_gives_one_line_error(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ais_torch.errors import AisInputError
-from ais_torch.formats.atomic import atomic_output, ensure_inside, remove_stale_partials
+from ais_torch.formats.atomic import atomic_output, ensure_inside
 
 
 def test_success_renames_into_place(tmp_path: Path) -> None:
@@ -36,14 +36,3 @@ def test_paths_outside_output_folder_are_refused(tmp_path: Path, name: str) -> N
 
 def test_inside_paths_are_allowed(tmp_path: Path) -> None:
     assert ensure_inside(tmp_path, "sub/x.mrc") == (tmp_path / "sub" / "x.mrc").resolve()
-
-
-def test_stale_partials_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    dead = tmp_path / ".seg.mrc.999999999-abcd1234.partial"
-    dead.write_bytes(b"x")
-    import os
-
-    alive = tmp_path / f".seg2.mrc.{os.getpid()}-abcd1234.partial"
-    alive.write_bytes(b"x")
-    assert remove_stale_partials(tmp_path) == 1
-    assert not dead.exists() and alive.exists()

@@ -17,7 +17,7 @@ from ais_torch import archs
 from ais_torch.archs.presets import PRESETS
 from ais_torch.commands.export import main as export_main
 from ais_torch.errors import ModelFormatError
-from ais_torch.formats.keras.emit import NoKerasTwin, keras_functional
+from ais_torch.formats.keras.emit import KerasBuilder, NoKerasTwin, keras_functional
 from ais_torch.formats.keras.read import KerasModel, read_keras_h5
 from ais_torch.formats.keras.write import (
     ORIGINAL_METADATA_KEYS,
@@ -230,6 +230,43 @@ def test_models_without_a_keras_twin_are_refused(shared_dir: Path, tmp_path: Pat
     with pytest.raises(NoKerasTwin, match="no Keras twin"):
         write_original_scnm(tmp_path / "x.scnm", KerasModel(graph), ModelMetadata(title="X"))
     assert not (tmp_path / "x.scnm").exists()
+
+
+class PluginNet(archs.AisArch):
+    """A third party's architecture, as a plugin module would define it."""
+
+    title = "PluginNet"
+
+    def __init__(self, **common: object) -> None:
+        super().__init__(**common)
+        self.conv = torch.nn.Conv2d(self.hparams.in_channels, 4, 3, padding=1)
+        self.head = torch.nn.Conv2d(4, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(torch.relu(self.conv(x))))
+
+
+class PluginNetWithKeras(PluginNet):
+    """The same network, joining Keras export by defining the method our archs define."""
+
+    def keras_graph(self, builder: KerasBuilder, x: str) -> str:
+        return builder.conv(builder.conv(x, self.conv, "relu"), self.head, "sigmoid")
+
+
+def test_a_plugin_architecture_with_keras_graph_is_written_and_verified() -> None:
+    torch.manual_seed(0)
+    model = PluginNetWithKeras(in_channels=2).eval()
+    graph = keras_functional(model)
+    layers = graph.model_config()["config"]["layers"]
+    assert [layer["class_name"] for layer in layers] == ["InputLayer", "Conv2D", "Conv2D"]
+    assert layers[0]["config"]["batch_input_shape"] == [1, None, None, 2]
+    assert graph.n_parameters == model.n_parameters
+    assert verify_keras_h5(keras_h5_bytes(graph), model) < 1e-5  # the .h5 computes the same
+
+
+def test_a_plugin_architecture_without_keras_graph_has_no_twin() -> None:
+    with pytest.raises(NoKerasTwin, match=r"PluginNet has no Keras twin.*keras_graph"):
+        keras_functional(PluginNet())
 
 
 # -- the command ---------------------------------------------------------------------------------

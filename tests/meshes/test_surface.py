@@ -10,12 +10,8 @@ import pytest
 from ais_torch.commands.mesh import main
 from ais_torch.errors import ConfigError
 from ais_torch.formats.mrc import write_volume
-from ais_torch.meshes.surface import (
-    probability_level,
-    read_obj_header,
-    segmentation_mesh,
-    write_obj,
-)
+from ais_torch.formats.obj import read_obj_header
+from ais_torch.meshes.surface import probability_level, segmentation_mesh
 from ais_torch.viewer.scene import KNOWN_FEATURES
 
 VOXEL_A = 10.0  # 1 nm voxels: radii in voxels read directly as nm
@@ -119,7 +115,7 @@ def test_empty_segmentation_gives_an_empty_valid_obj(tmp_path: Path) -> None:
 
     mesh = segmentation_mesh(np.zeros((8, 8, 8), np.float32), voxel_size_A=VOXEL_A)
     assert mesh.is_empty and mesh.n_components == 0
-    path = write_obj(tmp_path / "t__x.obj", mesh, colour=(1.0, 0.0, 0.0))
+    path = mesh.to_obj(tmp_path / "t__x.obj", colour=(1.0, 0.0, 0.0))
     lines = path.read_text().splitlines()
     assert lines[0] == "# colour 1.000 0.000 0.000"
     assert all(line.startswith("#") for line in lines)
@@ -130,7 +126,7 @@ def test_obj_round_trip_in_the_originals_layout(tmp_path: Path) -> None:
     import pyvista as pv
 
     mesh = segmentation_mesh(ball((20, 20, 20), (10, 10, 10), 5.0), voxel_size_A=VOXEL_A)
-    path = write_obj(tmp_path / "t__ball.obj", mesh, colour=(0.1, 0.2, 0.3), source="t__ball.mrc")
+    path = mesh.to_obj(tmp_path / "t__ball.obj", colour=(0.1, 0.2, 0.3), source="t__ball.mrc")
     text = path.read_text().splitlines()
     assert text[0] == "# colour 0.100 0.200 0.300"
     assert sum(t.startswith("v ") for t in text) == len(mesh.vertices)

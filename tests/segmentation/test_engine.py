@@ -7,13 +7,13 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 import pytest
+from reference_loop import segment_like_ais
 from segment_helpers import Tiny3D, loaded, metadata, tiny_unet
 
 from ais_torch.errors import AisInputError
 from ais_torch.formats.mrc import write_volume
 from ais_torch.formats.scnm import ModelMetadata
 from ais_torch.segmentation.batch import segment
-from ais_torch.segmentation.preprocess import segment_like_ais
 from ais_torch.segmentation.tiling import TileGrid
 
 
@@ -124,7 +124,6 @@ def test_implausible_pixel_size_is_one_clear_line(tmp_path: Path, tomo: Path) ->
 
 
 def test_automatic_slab_shrinks_for_big_slices_and_batch_fits_memory() -> None:
-    from types import SimpleNamespace
 
     from ais_torch.segmentation.engine import EngineOptions, plan, slab_for
 
@@ -135,7 +134,7 @@ def test_automatic_slab_shrinks_for_big_slices_and_batch_fits_memory() -> None:
     assert slab_for(EngineOptions(slab=3), (300, 4096, 4096)) == 3
     model = tiny_unet()
     m = loaded(model, metadata("Tiny", model))
-    small = plan(m, None, SimpleNamespace(shape=(64, 64, 64)), 10.0, auto, stats=None)
-    huge = plan(m, None, SimpleNamespace(shape=(64, 8192, 8192)), 10.0, auto, stats=None)
+    small = plan(m, None, (64, 64, 64), 10.0, auto)
+    huge = plan(m, None, (64, 8192, 8192), 10.0, auto)
     assert small.batch == 16 and huge.batch == 1
     assert huge.network_bytes > 2**30  # reported, so the user can switch to mode=tiled

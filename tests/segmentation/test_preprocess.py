@@ -1,4 +1,4 @@
-"""ais_compat.segment_like_ais: the original ``ais segment`` recipe, and parity with its outputs."""
+"""The original ``ais segment`` recipe through ``segment_volume``, and parity with its outputs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 import torch
 
 import ais_torch
+from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.formats.mrc import read_volume
+from ais_torch.formats.scnm import ModelMetadata
 from ais_torch.segmentation.normalise import apply_global_mad, global_mad_stats
-from ais_torch.segmentation.preprocess import rescale_factor, segment_like_ais
+from ais_torch.segmentation.preprocess import rescale_factor
 
 
 class _Pointwise(torch.nn.Module):
@@ -27,7 +29,9 @@ class _Pointwise(torch.nn.Module):
         with torch.no_grad():
             self.conv.weight.fill_(0.7)
             self.conv.bias.fill_(0.1)
-        self.metadata = SimpleNamespace(normalization=normalization, apix=apix, model_depth=1)
+        self.metadata = ModelMetadata(
+            title="Pointwise", normalization=normalization, apix=apix, model_depth=1
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.shape[-2] % 32 == 0 and x.shape[-1] % 32 == 0
@@ -37,6 +41,10 @@ class _Pointwise(torch.nn.Module):
 def _expected(x: np.ndarray) -> np.ndarray:
     p = 1.0 / (1.0 + np.exp(-(0.7 * x.astype(np.float64) + 0.1)))
     return (np.clip(p, 0, 1).astype(np.float32) * 255).astype(np.uint8)
+
+
+def _segment(model: torch.nn.Module, vol: np.ndarray, **kw: object) -> np.ndarray:
+    return ais_torch.segment_volume(vol, model, voxel_size_A=10.0, **kw)["Pointwise"]  # type: ignore[arg-type]
 
 
 def _volume(shape: tuple[int, int, int] = (6, 40, 52)) -> np.ndarray:
@@ -54,7 +62,7 @@ def test_rescale_factor_threshold() -> None:
 def test_global_mad_whole_volume_and_z_range() -> None:
     vol = _volume()
     model = _Pointwise("global_mad")
-    out = segment_like_ais(model, vol, voxel_size_A=10.0, z_range=slice(2, 4), batch_size=1)
+    out = _segment(model, vol, z_range=(2, 4))
     assert out.dtype == np.uint8 and out.shape == vol.shape
     center, scale = global_mad_stats(SimpleNamespace(data=vol))
     expected = _expected(apply_global_mad(vol[2:4], center, scale))
@@ -70,7 +78,7 @@ def test_legacy_per_slice_normalisation_and_tta() -> None:
     norm = (x - x.mean(axis=(1, 2), keepdims=True)) / (x.std(axis=(1, 2), keepdims=True) + 1e-6)
     expected = _expected(norm)
     for tta in (1, 8):
-        out = segment_like_ais(model, vol, voxel_size_A=10.0, tta=tta, batch_size=4)
+        out = _segment(model, vol, tta=tta)
         diff = np.abs(out.astype(int) - expected.astype(int))
         assert diff.max() <= 1 and (diff == 0).mean() > 0.99
 
@@ -79,20 +87,19 @@ def test_rescale_keeps_input_shape_and_model_mode() -> None:
     vol = _volume((3, 45, 61))
     model = _Pointwise("global_mad", apix=20.0)
     model.train()
-    out = segment_like_ais(model, vol, voxel_size_A=10.0, tta=2)
+    out = _segment(model, vol, tta=2)
     assert out.shape == vol.shape and out.dtype == np.uint8 and out.any()
     assert model.training  # restored
 
 
 def test_rejects_bad_arguments() -> None:
     model = _Pointwise()
-    with pytest.raises(ValueError, match="tta"):
-        segment_like_ais(model, _volume(), voxel_size_A=10.0, tta=9)
-    with pytest.raises(ValueError, match="z, y, x"):
-        segment_like_ais(model, _volume()[0], voxel_size_A=10.0)
-    model.metadata.model_depth = 5
-    with pytest.raises(NotImplementedError, match="model_depth"):
-        segment_like_ais(model, _volume(), voxel_size_A=10.0)
+    with pytest.raises(ConfigError, match="tta"):
+        _segment(model, _volume(), tta=9)
+    with pytest.raises(AisInputError, match="3D"):
+        _segment(model, _volume()[0])
+    with pytest.raises(ConfigError, match="voxel_size_A"):
+        ais_torch.segment_volume(_volume(), model)
 
 
 def _reference(shared: Path, folder: str, tmp_path: Path) -> np.ndarray:
@@ -108,7 +115,9 @@ def _parity(shared: Path, tmp_path: Path, arch: str, folder: str, tta: int, z: s
     ref = shared / "reference"
     model = ais_torch.load_model(str(ref / "models" / arch / "Membrane.scnm"))
     vol = read_volume(ref / "tomograms" / "seed101" / "tomo.mrc")
-    out = segment_like_ais(model, vol.data, voxel_size_A=vol.voxel_size_A, tta=tta, z_range=z)
+    out = ais_torch.segment_volume(vol, model, tta=tta, z_range=(z.start, z.stop))[
+        model.metadata.title
+    ]
     expected = _reference(shared, folder, tmp_path)
     assert out.shape == expected.shape
     diff = np.abs(out[z].astype(np.int32) - expected[z])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ais_torch.formats.mrc import write_volume
-from ais_torch.segmentation import engine
+from ais_torch.segmentation import api as engine  # segment_volume calls run_volume from here
 from ais_torch.segmentation.batch import segment
 from ais_torch.segmentation.scheduling import lock_path
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import mrcfile
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.formats.boxset import BoxSet
@@ -283,3 +285,29 @@ def test_global_mad_accepts_plain_arrays_and_memmaps(tmp_path) -> None:
     mm[:] = arr
     assert global_mad_stats(arr) == global_mad_stats(mm)
     assert abs(global_mad_stats(arr)[0] - 2.0) < 0.3
+
+
+def test_boxes_at_another_pixel_size_see_what_segmentation_sees(tmp_path: Path) -> None:
+    """A model trained at 20 Å on a 10 Å tomogram: its boxes are cut from exactly the slice
+    that segmentation feeds the network (same normalisation, same resampling)."""
+    from ais_torch.segmentation.normalise import global_mad_stats
+    from ais_torch.segmentation.preprocess import AisRecipe
+
+    rng = np.random.default_rng(4)
+    data = ndimage.gaussian_filter(rng.normal(size=(5, 150, 170)), 1.5).astype(np.float32)
+    vol = Volume(data=data, voxel_size_A=10.0, path=tmp_path / "t.mrc")
+    lab = np.zeros(data.shape, np.uint8)
+    lab[2, 20:120, 20:140] = 1
+    boxes = extract_boxes(vol, lab, feature="f", box_size=32, apix=20.0)
+    meta = SimpleNamespace(apix=20.0, normalization="global_mad")
+    recipe = AisRecipe.for_volume(data, meta, 10.0, stats=global_mad_stats(vol))
+    seen = recipe.normalise(data[2:3])[0]  # what the network gets at segmentation
+    assert seen.shape == (75, 85)
+    inside = 0
+    for image, src in zip(boxes.images, boxes.sources, strict=True):
+        y0 = round(src["y"] * 0.5) - 16
+        x0 = round(src["x"] * 0.5) - 16
+        if 0 <= y0 and y0 + 32 <= 75 and 0 <= x0 and x0 + 32 <= 85:
+            np.testing.assert_allclose(image[0], seen[y0 : y0 + 32, x0 : x0 + 32], atol=1e-5)
+            inside += 1
+    assert inside >= 2

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from ais_torch.commands.view import main
-from ais_torch.formats.coordinates import write_coordinates_tsv, write_star
+from ais_torch.formats.coordinates import write_coordinates_tsv, write_copick_json, write_star
 from ais_torch.formats.mrc import write_volume
-from ais_torch.meshes.surface import segmentation_mesh, write_obj
+from ais_torch.meshes.surface import segmentation_mesh
 from ais_torch.training.synthetic import FEATURES, make_tomogram
 from ais_torch.viewer.scene import (
     KNOWN_FEATURES,
@@ -21,7 +21,6 @@ from ais_torch.viewer.scene import (
     feature_colour,
     load_scene,
     read_mesh,
-    read_picks,
     scan_folder,
     split_name,
 )
@@ -56,13 +55,22 @@ def test_split_name_and_folder_scan(tmp_path: Path) -> None:
     assert [p.name for p in scan_folder(tmp_path, "t2").picks] == ["t2__x_coords.txt"]
 
 
-def test_read_picks_all_formats(tmp_path: Path) -> None:
+def test_scene_reads_picks_in_every_coordinate_format(tmp_path: Path) -> None:
+    """The viewer reads picks with the formats reader: .star, .tsv, headerless .txt, copick."""
     xyz = np.array([[1.0, 2.0, 3.0], [40.0, 50.0, 6.0]])
-    write_star(tmp_path / "a.star", xyz, tomo_name="t")
-    write_coordinates_tsv(tmp_path / "a.tsv", xyz)
+    write_volume(tmp_path / "t.mrc", np.zeros((8, 60, 50), np.float32), voxel_size_A=5.0)
+    write_star(tmp_path / "t__f_coords.star", xyz, tomo_name="t")
+    write_coordinates_tsv(tmp_path / "t__f.tsv", xyz)
     (tmp_path / "t__f_coords.txt").write_text("1\t2\t3\n40\t50\t6\n")  # original 1.0.40 style
-    for name in ("a.star", "a.tsv", "t__f_coords.txt"):
-        np.testing.assert_allclose(read_picks(tmp_path / name), xyz)
+    # copick in Å at a different spacing: placed by the tomogram's voxel size
+    write_copick_json(
+        tmp_path / "t__f_coords.json", xyz * 0.5, voxel_size_A=10.0, object_name="f", run_name="t"
+    )
+    found = scan_folder(tmp_path)
+    assert sorted(p.suffix for p in found.picks) == [".json", ".star", ".tsv", ".txt"]
+    scene = load_scene(tomogram=found.tomogram, picks=found.picks)
+    for layer in scene.picks:
+        np.testing.assert_allclose(layer.xyz, xyz, err_msg=layer.name)
 
 
 def test_default_display_bin_keeps_largest_side_at_most_256() -> None:
@@ -79,7 +87,7 @@ def test_obj_meshes_land_on_the_segmentation(tmp_path: Path) -> None:
     in_scene = segmentation_mesh(vol, voxel_size_A=8.0, frame="map")  # the viewer's frame
     for units, frame in (("nm", "center"), ("A", "map")):
         mesh = segmentation_mesh(vol, voxel_size_A=8.0, units=units, frame=frame, origin_A=origin)
-        path = write_obj(tmp_path / f"t__{units}{frame}.obj", mesh)
+        path = mesh.to_obj(tmp_path / f"t__{units}{frame}.obj")
         poly = read_mesh(path, (24, 32, 40), 8.0, origin)
         np.testing.assert_allclose(poly.points, in_scene.vertices, atol=1e-3)
 

@@ -3,10 +3,11 @@
 Why per architecture: the original Ais builds each network with a few lines of Keras code, and
 a model file is only "the original's own" if it has the same layers, created in the same order
 (which fixes Keras' auto-names ``conv2d``, ``conv2d_1``, ...), with the same configs. Each
-emitter below replays the original's ``create()`` for one of our classes, reading widths,
-kernels and weights from our modules, so it works for every preset and hyperparameter choice of
-that class. :class:`KerasBuilder` turns the calls into Keras layer entries exactly as Keras 2.15
-serialises them (configs, ``inbound_nodes``, and the layer order of ``Functional.layers``).
+architecture replays the original's ``create()`` in its own ``keras_graph`` method, next to its
+definition (so a plugin architecture can define one too), reading widths, kernels and weights
+from its modules; it works for every preset and hyperparameter choice of that class.
+:class:`KerasBuilder` turns the calls into Keras layer entries exactly as Keras 2.15 serialises
+them (configs, ``inbound_nodes``, and the layer order of ``Functional.layers``).
 
 Weights are converted with the one layout table in :mod:`ais_torch.formats.keras.weights`, the same
 one the importer uses.
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -345,108 +346,34 @@ def keras_layer_order(entries: list[KerasLayerEntry], output: str) -> list[Keras
     return [by_name[n] for n in ordered]
 
 
-# -- the original's create() functions, replayed on our modules ----------------------------------
-Emitter = Callable[[KerasBuilder, Any, str], str]
+# -- the graph itself comes from the model ------------------------------------------------------
+@runtime_checkable
+class KerasEmitting(Protocol):
+    """What an architecture defines to be exportable: ``keras_graph``.
 
+    ``keras_graph(builder, x)`` replays the original's Keras ``create()`` on the model's own
+    modules through ``builder`` (starting from the input layer's name ``x``) and returns the
+    output layer's name. Ours live next to each class in :mod:`ais_torch.archs`; a plugin
+    architecture joins by defining the same method (and, if the original saved the network
+    with a free batch size, the class attribute ``keras_input_batch = None``).
+    """
 
-def _eman2(b: KerasBuilder, m: Any, x: str) -> str:
-    x = b.max_pool(b.conv(x, m.conv1, "relu"), m.pool)
-    x = b.conv(b.conv(x, m.conv2, "relu"), m.conv3, "sigmoid")
-    return b.up_sampling(x, m.up)
-
-
-def _inceptionnet(b: KerasBuilder, m: Any, x: str) -> str:
-    for block in m.blocks:
-        t1 = b.conv(x, block.a, "relu")
-        t2 = b.conv(b.conv(x, block.b_reduce, "relu"), block.b, "relu")
-        t3 = b.conv(b.conv(x, block.c_reduce, "relu"), block.c, "relu")
-        t4 = b.conv(b.max_pool(x, block.pool), block.d, "relu")
-        x = b.concatenate([t1, t2, t3, t4])
-    return b.conv(x, m.head, "sigmoid", padding="same")
-
-
-def _resnet(b: KerasBuilder, m: Any, x: str) -> str:
-    for block in m.blocks:
-        main = b.conv(b.conv(x, block.conv1, "linear"), block.conv2, "linear")
-        shortcut = b.conv(x, block.shortcut, "linear")
-        x = b.activation(b.add([shortcut, main]), "relu")
-    return b.conv(x, m.head, "sigmoid", padding="valid")
-
-
-def _unet(b: KerasBuilder, m: Any, x: str) -> str:
-    from ais_torch.archs.ezm2d import EzM2D
-
-    axis = 3 if isinstance(m, EzM2D) else -1  # easymode_2d.py: concatenate(..., axis=3)
-    skips = []
-    for level in m.encoder:
-        x = b.sequence(x, level)
-        skips.append(x)
-        x = b.max_pool(x, m.pool)
-    x = b.sequence(x, m.bottleneck)
-    for stage, skip in zip(m.stages, reversed(skips), strict=True):
-        x = b.sequence(b.concatenate([b.sequence(x, stage.up), skip], axis), stage.convs)
-    return b.conv(x, m.head, "sigmoid", padding="valid")
-
-
-def _vggnet(b: KerasBuilder, m: Any, x: str) -> str:
-    x = b.sequence(b.sequence(b.sequence(x, m.encoder), m.decoder), m.output_up)
-    return b.conv(x, m.head, "sigmoid", padding="valid")
-
-
-def _pix2pix(b: KerasBuilder, m: Any, x: str) -> str:
-    g = m.generator
-    skips = []
-    for block in g.down:
-        x = b.leaky_relu(b.conv(x, block.conv, "linear"), block.act)
-        if hasattr(block, "bn"):
-            x = b.batch_norm(x, block.bn)
-        skips.append(x)
-    skips.pop()  # the bottleneck is no skip
-    for block in g.up:
-        u = b.batch_norm(b.conv(b.up_sampling(x, block.up), block.conv, "relu"), block.bn)
-        x = b.concatenate([u, skips.pop()])
-    return b.conv(b.up_sampling(x, g.out_up), g.out, g.activation)
-
-
-def _emitters() -> list[tuple[type, Emitter]]:
-    from ais_torch.archs.eman2 import Eman2
-    from ais_torch.archs.inceptionnet import InceptionNet
-    from ais_torch.archs.pix2pix import Pix2pix
-    from ais_torch.archs.resnet import ResNet
-    from ais_torch.archs.unet import UNet
-    from ais_torch.archs.vggnet import VGGNet
-
-    return [
-        (Eman2, _eman2),
-        (InceptionNet, _inceptionnet),
-        (ResNet, _resnet),
-        (UNet, _unet),  # also ezm-2d (a UNet subclass)
-        (VGGNet, _vggnet),
-        (Pix2pix, _pix2pix),
-    ]
-
-
-def has_keras_twin(model: nn.Module) -> bool:
-    """Whether :func:`keras_functional` can describe ``model``."""
-    return any(isinstance(model, cls) for cls, _ in _emitters())
+    def keras_graph(self, builder: KerasBuilder, x: str) -> str: ...
 
 
 def keras_functional(model: nn.Module) -> KerasFunctional:
-    """``model`` (one of our architectures with an original twin) as a Keras graph + weights.
+    """``model`` (an architecture that defines ``keras_graph``) as a Keras graph + weights.
 
-    Raises :class:`NoKerasTwin` for other models (plugins, generic Keras graphs, 3D nets).
+    Raises :class:`NoKerasTwin` for other models (generic Keras graphs, plugins without the
+    method, 3D nets).
     """
-    from ais_torch.archs.pix2pix import Pix2pix
-
-    for cls, emit in _emitters():
-        if isinstance(model, cls):
-            in_channels = int(model.hparams.in_channels)
-            builder = KerasBuilder(in_channels, batch=None if isinstance(model, Pix2pix) else 1)
-            with torch.no_grad():
-                output = emit(builder, model, builder.input_name)
-            return builder.functional(output)
-    names = ", ".join(cls.__name__ for cls, _ in _emitters())
-    raise NoKerasTwin(
-        f"{type(model).__name__} has no Keras twin in the original Ais; only {names} models can "
-        "be written as Keras .h5"
-    )
+    if not isinstance(model, KerasEmitting):
+        raise NoKerasTwin(
+            f"{type(model).__name__} has no Keras twin in the original Ais: it defines no "
+            "keras_graph(builder, x) method, so it cannot be written as Keras .h5"
+        )
+    in_channels = int(model.hparams.in_channels)
+    builder = KerasBuilder(in_channels, batch=getattr(model, "keras_input_batch", 1))
+    with torch.no_grad():
+        output = model.keras_graph(builder, builder.input_name)
+    return builder.functional(output)
