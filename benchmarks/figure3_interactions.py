@@ -48,16 +48,11 @@ def train_missing(models: Path) -> None:
 
 
 def interaction_set(name: str) -> dict:
-    """conf/interactions/<name>.yaml as a plain dict, composed like the segment app does."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    """conf/segment/interactions/<name>.yaml as a plain dict, as segment and segment_volume
+    read it."""
+    from ais_torch.segmentation.api import named_interactions
 
-    from ais_torch.config import config_dir
-
-    with initialize_config_dir(str(config_dir()), version_base=None):
-        cfg = compose("segment", overrides=[f"interactions={name}", "model=x", "tomograms=x",
-                                            "out=x"])  # fmt: skip
-    return OmegaConf.to_container(cfg.interactions, resolve=True)
+    return named_interactions(name)
 
 
 def variants(name: str) -> list[tuple[str, dict]]:
@@ -89,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sets",
         nargs="+",
         default=["antibody_platforms", "antibody_near_membrane"],
-        help="interaction sets from conf/interactions/ to compare with no interactions",
+        help="interaction sets from conf/segment/interactions/ to compare with no interactions",
     )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)

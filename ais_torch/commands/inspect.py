@@ -15,11 +15,13 @@ import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ais_torch.commands.shell import Key, command_main, render_help
 from ais_torch.errors import ConfigError, ModelFormatError
-from ais_torch.formats.scnm import ModelMetadata
+
+if TYPE_CHECKING:
+    from ais_torch.formats.scnm import ModelMetadata
 
 INFO = Key(
     "info FILE",

@@ -147,23 +147,21 @@ def quiet_lightning(quiet: bool) -> None:
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
 
 
-def resolve_precision(precision: str | int | None) -> str | int | None:
-    """``"auto"``: bf16 mixed precision where the hardware runs it fast, else full float32.
+LIGHTNING_PRECISION = {"bf16": "bf16-mixed", "fp16": "16-mixed", "fp32": "32-true"}
 
-    bf16 halves training time on GPUs since Ampere and on CPUs with AVX512-BF16/AMX; elsewhere
-    it is emulated and slower, so ``auto`` falls back to ``32-true`` there.
-    """
+
+def resolve_precision(precision: str | int | None) -> str | int | None:
+    """``"auto"``: Lightning's name for what :func:`~ais_torch.segmentation.backends.
+    resolve_precision` picks for training here (bf16 where native, CPUs included); anything
+    else goes to Lightning as given (``32-true``, ``bf16-mixed``, ...)."""
     if precision != "auto":
         return precision
     import torch
 
-    if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    try:
-        fast_cpu_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        fast_cpu_bf16 = False
-    return "bf16-mixed" if fast_cpu_bf16 else "32-true"
+    from ais_torch.segmentation.backends import resolve_precision as one_rule
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return LIGHTNING_PRECISION[one_rule("auto", device, training=True)]
 
 
 def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metrics: dict):

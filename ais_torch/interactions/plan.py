@@ -1,10 +1,11 @@
 """The segmentation engine's post-processing hook: competition, then interactions, in order.
 
-:func:`build_postprocess` turns the Hydra ``interactions`` node (see ``conf/interactions/``),
-the models' metadata (their ``emit``/``absorb`` flags) and a ``.scnmgroup``'s interaction list
-into one function ``fn({title: prediction}, voxel_size_A) -> {title: prediction}`` applied to
-each tomogram's full predictions, or ``None`` when there is nothing to do (so the engine can
-stream slabs straight to disk). Every title and value is checked when the function is built,
+:func:`build_postprocess` turns the Hydra ``interactions`` node (see
+``conf/segment/interactions/``), the models' metadata (their ``emit``/``absorb`` flags) and a
+``.scnmgroup``'s interaction list into one function
+``fn({title: prediction}, voxel_size_A) -> {title: prediction}`` applied to each tomogram's
+full predictions, or ``None`` when there is nothing to do (so the engine can stream slabs
+straight to disk). Every title and value is checked when the function is built,
 so a typo fails before any model runs.
 """
 

@@ -100,9 +100,10 @@ class Segmenter:
     ) -> Segmenter:
         """Load ``models`` and put each on a backend; one clear error for a bad combination.
 
-        ``interactions``: a rule set (the mapping of ``conf/interactions/*.yaml``) or the name
-        of one of those files. ``postprocess="auto"`` builds competition + interactions from it
-        and from the models' metadata; a function is used as given; ``None`` switches it off.
+        ``interactions``: a rule set (the mapping of ``conf/segment/interactions/*.yaml``) or
+        the name of one of those files. ``postprocess="auto"`` builds competition and
+        interactions from it and from the models' metadata; a function is used as given;
+        ``None`` switches it off.
         """
         options = options or EngineOptions()
         options.tta = int(tta)
@@ -162,7 +163,8 @@ def segment_volume(
             )
         return _run_on(segmenter, volume, voxel_size_A, z_range, out, on_progress)
     items = list(models) if isinstance(models, list | tuple) else [models]
-    modes = [(m, m.training) for m in items if isinstance(m, torch.nn.Module)]
+    modules = [m for m in items if isinstance(m, torch.nn.Module)]
+    states = [(m, m.training, all(p.is_contiguous() for p in m.parameters())) for m in modules]
     try:
         segmenter = Segmenter.build(
             items,
@@ -173,9 +175,11 @@ def segment_volume(
             interactions=interactions,
         )
         return _run_on(segmenter, volume, voxel_size_A, z_range, out, on_progress)
-    finally:
-        for module, training in modes:  # a network being trained goes back to training
+    finally:  # the caller's network comes back as it was given (e.g. being trained)
+        for module, training, contiguous in states:
             module.train(training)
+            if contiguous:  # the backend may have made it channels_last
+                module.to(memory_format=torch.contiguous_format)
 
 
 def _run_on(
@@ -347,12 +351,12 @@ def make_postprocess(
 
 
 def named_interactions(name: str) -> dict[str, object]:
-    """The rule set ``conf/interactions/<name>.yaml`` as a plain mapping."""
+    """The rule set ``conf/segment/interactions/<name>.yaml`` as a plain mapping."""
     from omegaconf import OmegaConf
 
     from ais_torch.config import config_dir
 
-    folder = config_dir() / "interactions"
+    folder = config_dir() / "segment" / "interactions"
     path = folder / f"{name}.yaml"
     if not path.is_file():
         names = sorted(p.stem for p in folder.glob("*.yaml"))

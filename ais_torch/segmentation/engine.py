@@ -25,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,11 +33,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ais_torch.errors import AisInputError, ConfigError
-from ais_torch.segmentation.loading import LoadedModel
 from ais_torch.segmentation.preprocess import AisRecipe, encode_uint8, rescale_factor
-from ais_torch.segmentation.sinks import Sink
 from ais_torch.segmentation.slabs import gather, halo, slab_bounds
 from ais_torch.segmentation.tiling import TileGrid
+
+if TYPE_CHECKING:
+    from ais_torch.segmentation.loading import LoadedModel
+    from ais_torch.segmentation.sinks import Sink
 
 MODES = ("ais", "tiled")
 DTYPES = ("uint8", "float32")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ais_torch.formats.atomic import PARTIAL_SUFFIX
-from ais_torch.formats.mrc import VolumeWriter
+
+if TYPE_CHECKING:
+    from ais_torch.formats.mrc import VolumeWriter
 
 
 class Sink(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import numpy as np
@@ -17,10 +18,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from ais_torch.errors import AisInputError, ConfigError
-from ais_torch.formats.boxset import BoxSet
 from ais_torch.formats.mrc import read_volume
 from ais_torch.training.boxes import concat, extract_boxes
 from ais_torch.training.sampling import BoxSamples, TrainingSamples
+
+if TYPE_CHECKING:
+    from ais_torch.formats.boxset import BoxSet
 
 DEFAULT_BOX_SIZE = 64
 

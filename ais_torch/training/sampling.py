@@ -16,15 +16,19 @@ same samples whatever the number of data-loader workers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ais_torch.errors import AisInputError, ConfigError
-from ais_torch.formats.boxset import BoxSet
 from ais_torch.segmentation.normalise import standardise
 from ais_torch.segmentation.tta import N_DIHEDRAL, dihedral
 from ais_torch.training.augment import rotate
+
+if TYPE_CHECKING:
+    from ais_torch.formats.boxset import BoxSet
 
 _DIHEDRAL, _ROTATE = 0, 1
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from omegaconf import DictConfig
 
 from ais_torch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 DEMO_FEATURES = ("membrane", "carbon", "antibody")
 

@@ -179,7 +179,7 @@ def test_antibody_platforms_is_the_papers_figure_3c_set() -> None:
 
 
 def test_every_named_set_builds_for_the_demo_titles() -> None:
-    for path in sorted((config_dir() / "interactions").glob("*.yaml")):
+    for path in sorted((config_dir() / "segment" / "interactions").glob("*.yaml")):
         cfg = _interactions(path.stem)
         assert set(cfg) <= {"geometry", "competition", "emit", "absorb", "rules"}, path
         build_postprocess(cfg, _meta())  # raises on any bad title or value
