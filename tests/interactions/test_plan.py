@@ -23,7 +23,7 @@ def _meta(**flags: dict) -> dict[str, ModelMetadata]:
 
 
 def _interactions(name: str) -> dict:
-    with initialize_config_dir(str(config_dir()), version_base=None):
+    with initialize_config_dir(str(config_dir() / "segment"), version_base=None):
         cfg = compose(config_name=None, overrides=[f"+interactions={name}"])
     return OmegaConf.to_container(cfg.interactions, resolve=True)
 
