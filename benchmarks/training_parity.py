@@ -1,0 +1,148 @@
+"""Training side by side: the original ``ais train`` and ``ais-torch train`` on the same .scnt.
+
+Same training set (the reference kit's seed1 Membrane ``.scnt``, made by the original's
+``ais extract``), same batch size, the same number of optimiser steps; both models are then
+applied by our ``segment_volume`` to the held-out reference tomogram seed101 and scored
+(Dice at 128/255 against its true membrane). Prints one row per architecture and run, the
+median over runs, and each run's wall time (both tools on this machine's CPU).
+
+    python benchmarks/training_parity.py                      # Eman2, VGGNet S, UNet S × 3 runs
+    python benchmarks/training_parity.py --archs "VGGNet S" --runs 1 --steps 160
+
+Needs the original (``../shared/tools/setup_original_ais.sh``; ``AIS_ORIGINAL_PYTHON``) and the
+reference kit (``../shared/reference``). Budget on 2 CPU cores: about 1-2 min per run and tool
+at 480 steps of 64×64 boxes for the small networks (TensorFlow start-up included).
+
+How steps are matched: the original trains ``epochs × copies × (n_boxes // batch)`` steps and
+keeps the epoch with the lowest loss; we train ``trainer.max_steps`` steps and keep the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "reference"
+SCNT = SHARED / "training_sets" / "seed1" / "64x64x1_10.00Apx_Membrane.scnt"
+TOMO = SHARED / "tomograms" / "seed101"
+ORIGINAL = Path(os.environ.get("AIS_ORIGINAL_PYTHON", "/root/.cache/ais-original/bin/python"))
+ARCHS = {"Eman2": "eman2", "VGGNet S": "vggnet_s", "UNet S": "unet_s", "VGGNet M": "vggnet_m"}
+N_BOXES = 36
+
+TRAIN_ORIGINAL = textwrap.dedent(
+    """
+    import sys
+    from Ais.core import cli_fn
+    scnt, out, arch, epochs, batch, copies = sys.argv[1:7]
+    if arch in ("Eman2", "InceptionNet", "ResNet"):  # include = False in its library
+        from Ais.core.se_model import SEModel
+        import importlib
+        SEModel.load_models()
+        module = importlib.import_module("Ais.models." + arch.lower())
+        SEModel.MODELS[module.title] = module.create
+        SEModel.MODEL_MODULES[module.title] = module
+    cli_fn.train_model(training_data=[scnt], output_directory=out, architecture=arch,
+                       epochs=int(epochs), batch_size=int(batch), copies=int(copies),
+                       name="Membrane", gpus="0")
+    """
+)
+
+
+def train_original(arch: str, steps: int, batch: int, out: Path) -> Path:
+    per_copy = N_BOXES // batch
+    copies = 8
+    epochs = max(1, round(steps / (per_copy * copies)))
+    args = [str(SCNT), str(out), arch, str(epochs), str(batch), str(copies)]
+    run = subprocess.run(
+        [str(ORIGINAL), "-c", TRAIN_ORIGINAL, *args], capture_output=True, text=True, timeout=3600
+    )
+    model = out / "Membrane.scnm"
+    if not model.is_file():
+        raise RuntimeError(
+            f"ais train {arch} wrote no model:\n{run.stdout[-1500:]}{run.stderr[-1500:]}"
+        )
+    return model
+
+
+def train_ours(arch: str, steps: int, batch: int, out: Path, seed: int) -> Path:
+    cmd = [
+        sys.executable, "-m", "ais_torch.train", "data=scnt", f"data.scnt=[{SCNT}]",
+        f"arch={ARCHS[arch]}", "title=Membrane", f"data.batch_size={batch}",
+        f"trainer.max_steps={steps}", "trainer.max_epochs=10000", "logger=none",
+        "trainer.enable_progress_bar=false", f"seed={seed}", f"hydra.run.dir={out}",
+    ]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=out.parent)
+    model = out / "Membrane.scnm"
+    if not model.is_file():
+        raise RuntimeError(f"ais-torch train {arch} wrote no model:\n{run.stderr[-2000:]}")
+    return model
+
+
+def dice_on_heldout(model: Path) -> float:
+    import mrcfile
+
+    import ais_torch
+    from ais_torch.evaluation.metrics import dice
+    from ais_torch.formats.mrc import read_volume
+
+    volume = read_volume(TOMO / "tomo.mrc")
+    truth = mrcfile.read(TOMO / "membrane.mrc.gz")  # the kit's labels are gzipped
+    grey = next(iter(ais_torch.segment_volume(volume, str(model)).values()))
+    return dice(np.asarray(grey) / 255.0, np.asarray(truth), threshold=128 / 255)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archs", nargs="+", default=["Eman2", "VGGNet S", "UNet S"])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=480)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--tools", nargs="+", default=["original", "ours"])
+    args = parser.parse_args()
+    if "original" in args.tools and not ORIGINAL.is_file():
+        sys.exit(f"the original Ais is not installed at {ORIGINAL}; set AIS_ORIGINAL_PYTHON")
+    rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.archs:
+            for run in range(args.runs):
+                for tool in args.tools:
+                    out = Path(tmp) / f"{ARCHS[arch]}_{tool}_{run}"
+                    out.mkdir()
+                    start = time.perf_counter()
+                    if tool == "original":
+                        model = train_original(arch, args.steps, args.batch, out)
+                    else:
+                        model = train_ours(arch, args.steps, args.batch, out, seed=run)
+                    seconds = time.perf_counter() - start
+                    score = dice_on_heldout(model)
+                    rows.setdefault((arch, tool), []).append((score, seconds))
+                    print(f"{arch:9s} {tool:8s} run {run}: Dice {score:.3f}  ({seconds:.0f} s)",
+                          flush=True)  # fmt: skip
+    print(
+        f"\nmedian over {args.runs} run(s), {args.steps} steps of batch {args.batch}, 64×64 boxes"
+    )
+    print(
+        f"{'architecture':12s} "
+        + " ".join(f"{t + ' Dice':>14s} {t + ' s':>10s}" for t in args.tools)
+    )
+    for arch in args.archs:
+        cells = []
+        for tool in args.tools:
+            runs = rows[(arch, tool)]
+            cells.append(f"{statistics.median(r[0] for r in runs):14.3f} "
+                         f"{statistics.median(r[1] for r in runs):10.0f}")  # fmt: skip
+        print(f"{arch:12s} " + " ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
