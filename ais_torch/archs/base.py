@@ -7,7 +7,10 @@ them with ``save_hyperparameters()`` (Lightning collects the arguments of every 
 the chain), so a checkpoint reloads with ``torch.load(weights_only=True)`` and the registry can
 rebuild the network from ``(name, hparams)`` alone.
 
-Training follows the original: masked BCE (label 2 = ignore) on probabilities and Keras' Adam.
+Training follows the original: masked BCE (label 2 = ignore) on probabilities, Keras' Adam, and
+(``init="keras"``, the default) the weights Keras layers start from: Glorot-uniform kernels and
+zero biases (PyTorch's layer defaults draw kernels about 1.7× narrower and non-zero biases, which
+made our networks start slower from the same data).
 
 Keras export is opt-in per class: a class that defines ``keras_graph(self, builder, x) -> str``
 (replaying the original's Keras ``create()`` on a
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 KERAS_ADAM_EPS = 1e-7
 LR_SCHEDULES = ("constant", "cosine")
+INITS = ("keras", "pytorch")
+_KERNEL_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 
 
 class CommonHparams(TypedDict, total=False):
@@ -43,6 +48,7 @@ class CommonHparams(TypedDict, total=False):
     bce_weight: float
     dice_weight: float
     lr_schedule: str
+    init: str
 
 
 COMMON_HPARAMS = frozenset(CommonHparams.__annotations__)
@@ -77,6 +83,7 @@ class AisArch(LightningModule):
         bce_weight: float = 0.1,
         dice_weight: float = 1.0,
         lr_schedule: str = "constant",
+        init: str = "keras",
     ) -> None:
         super().__init__()
         if not isinstance(in_channels, int) or in_channels < 1:
@@ -85,6 +92,8 @@ class AisArch(LightningModule):
             raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
         if lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; choose one of {LR_SCHEDULES}")
+        if init not in INITS:
+            raise ConfigError(f"unknown init {init!r}; choose one of {INITS}")
         if loss not in losses.LOSSES:
             raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(losses.LOSSES)}")
         self.save_hyperparameters()  # every __init__ in the chain: subclasses' arguments too
@@ -102,6 +111,25 @@ class AisArch(LightningModule):
     @example_input_array.setter
     def example_input_array(self, example: torch.Tensor | None) -> None:
         self._example_input_array = example
+
+    def initialise_weights(self) -> None:
+        """Fresh weights as ``hparams.init`` says; :func:`~ais_torch.archs.build` calls it.
+
+        ``"keras"``: every convolution, transposed convolution and dense kernel Glorot-uniform
+        (bound ``sqrt(6 / (fan_in + fan_out))``, fans counted over the kernel window as Keras
+        does), every such bias zero; BatchNorm scale 1, shift 0 and running statistics reset
+        (Keras' and PyTorch's defaults agree there). ``"pytorch"``: each layer's own
+        ``reset_parameters()`` (Kaiming-uniform kernels with bound ``1/sqrt(fan_in)``, biases
+        uniform in the same bound).
+        """
+        keras = self.hparams.get("init", "keras") == "keras"
+        for module in self.modules():
+            if isinstance(module, _KERNEL_LAYERS) and keras:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (*_KERNEL_LAYERS, nn.modules.batchnorm._BatchNorm)):
+                module.reset_parameters()
 
     # -- shape -----------------------------------------------------------------------------
     @property
@@ -160,14 +188,12 @@ class AisArch(LightningModule):
         self.log("val/dice", losses.dice_score(probs, y), batch_size=n, sync_dist=True)
 
     def configure_optimizers(self) -> OptimizerLRScheduler:
-        """Keras ``Adam()`` defaults (beta 0.9/0.999, epsilon 1e-7) at ``hparams.learning_rate``.
+        """Keras ``Adam()`` (:class:`KerasAdam`) at ``hparams.learning_rate``.
 
         ``lr_schedule="constant"`` is the original's; ``"cosine"`` anneals the rate to zero over
         the run, which converges further in short (CPU) runs.
         """
-        optimizer = torch.optim.Adam(
-            self.parameters(), lr=self.hparams.learning_rate, betas=(0.9, 0.999), eps=KERAS_ADAM_EPS
-        )
+        optimizer = KerasAdam(self.parameters(), lr=self.hparams.learning_rate)
         if self.hparams.get("lr_schedule", "constant") != "cosine":
             return optimizer
         steps = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -176,6 +202,28 @@ class AisArch(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+class KerasAdam(torch.optim.Adam):
+    """Adam as Keras computes it: betas 0.9/0.999, epsilon 1e-7 added to ``sqrt(v)``.
+
+    Keras divides by ``sqrt(v) + eps`` *before* the bias correction of ``v``; PyTorch after
+    it. Both agree once ``eps`` is scaled by ``1 / sqrt(1 - beta2 ** t)``, which this sets
+    before every step: 32× larger at the first step, so weights whose gradients are tiny
+    (below ~3e-6) move little at first, as in the original, instead of a full ``lr`` each.
+    """
+
+    def __init__(self, params: object, lr: float = 1e-3) -> None:
+        super().__init__(params, lr=lr, betas=(0.9, 0.999), eps=KERAS_ADAM_EPS)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def step(self, closure: object = None) -> torch.Tensor | None:  # type: ignore[override]
+        for group in self.param_groups:
+            beta2 = group["betas"][1]
+            state = next((self.state[p] for p in group["params"] if p in self.state), None)
+            t = int(state["step"]) + 1 if state else 1
+            group["eps"] = KERAS_ADAM_EPS / (1.0 - beta2**t) ** 0.5
+        return super().step(closure)  # type: ignore[arg-type]
 
 
 def _to_plain(value: object) -> object:

@@ -8,7 +8,8 @@ constants. The differences that matter are collected here, in one place:
   puts the odd pixel *after* (bottom/right). For an even kernel at stride 1 (Pix2pix, k=4) that
   is 1 before / 2 after, which ``nn.Conv2d(padding=...)`` cannot express; :class:`Conv2dSame`
   pads explicitly.
-* Keras initialises conv kernels glorot-uniform and biases to zero (PyTorch: Kaiming-uniform).
+* Keras initialises conv kernels glorot-uniform and biases to zero (PyTorch: Kaiming-uniform);
+  that is decided for the whole network in one place, :meth:`AisArch.initialise_weights`.
 * Keras ``BatchNormalization`` has epsilon 1e-3 and momentum 0.99, i.e. PyTorch momentum 0.01.
 """
 
@@ -64,7 +65,6 @@ class Conv2dSame(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
-        keras_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(pad_same(x, self.kernel_size[0], self.stride[0]))
@@ -73,27 +73,18 @@ class Conv2dSame(nn.Conv2d):
 def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
     """A Keras ``Conv2D(padding="same")``: native symmetric padding where TF's is symmetric."""
     if stride == 1 and kernel_size % 2 == 1:
-        layer = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        return keras_init_(layer)
+        return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
     return Conv2dSame(in_channels, out_channels, kernel_size, stride)
 
 
 def conv_transpose2x(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
     """A Keras ``Conv2DTranspose(k=2, strides=2, padding="same")``: exactly doubles H and W."""
-    return keras_init_(nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2))
+    return nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
 
 
 def batch_norm(channels: int, momentum: float = KERAS_BN_MOMENTUM) -> nn.BatchNorm2d:
     """A Keras ``BatchNormalization()`` (epsilon 1e-3); ``momentum`` in PyTorch's convention."""
     return nn.BatchNorm2d(channels, eps=KERAS_BN_EPS, momentum=momentum)
-
-
-def keras_init_(layer: nn.Conv2d | nn.ConvTranspose2d) -> nn.Conv2d | nn.ConvTranspose2d:
-    """Glorot-uniform kernel, zero bias: the Keras defaults the original models trained from."""
-    nn.init.xavier_uniform_(layer.weight)
-    if layer.bias is not None:
-        nn.init.zeros_(layer.bias)
-    return layer
 
 
 def upsample2x() -> nn.Upsample:

@@ -265,6 +265,7 @@ def build(name: str, **hparams: object) -> AisArch:
     # provenance, not hyperparameters: the class cannot know which name it was built under
     model.arch_name = entry.name
     model.preset = name if name in presets() else None
+    model.initialise_weights()
     return model
 
 

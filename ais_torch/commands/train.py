@@ -22,6 +22,8 @@ from ais_torch.config import config_dir
 from ais_torch.errors import ConfigError
 
 log = logging.getLogger("ais_torch.train")
+TUNABLE_HPARAMS = ("learning_rate", "lr_schedule", "loss", "bce_weight", "dice_weight")
+"""Optimiser and loss keys of ``arch.`` that still apply when fine-tuning (``init=``)."""
 
 
 @dataclass
@@ -40,6 +42,7 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     import torch
     from hydra.utils import instantiate
 
+    from ais_torch.training.finetune import load_starting_model
     from ais_torch.training.heldout import heldout_dice
     from ais_torch.training.sources import resolve_data
 
@@ -49,13 +52,23 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
     torch.set_float32_matmul_precision("high")
 
     data = resolve_data(cfg.data, output_dir)
+    start = load_starting_model(cfg.init) if cfg.get("init") else None
+    overrides = start.data_overrides(cfg.datamodule) if start is not None else {}
     datamodule = instantiate(
-        cfg.datamodule, scnt=data.scnt, tomograms=data.tomograms, labels=data.labels
+        cfg.datamodule, scnt=data.scnt, tomograms=data.tomograms, labels=data.labels, **overrides
     )
     datamodule.setup("fit")
     log.info(datamodule.summary())
 
-    model = instantiate(cfg.arch)
+    if start is not None:
+        start.check_depth(datamodule.box_depth, "the training data")
+        model = start.network
+        for key in TUNABLE_HPARAMS:  # the run's own optimiser settings, where given
+            if cfg.arch.get(key) is not None:
+                model.hparams[key] = cfg.arch[key]
+        log.info("fine-tuning %s (%s)", start.path, model.title or model.arch_name)
+    else:
+        model = instantiate(cfg.arch)
     arch_name = model.arch_name
 
     logger = None
@@ -185,6 +198,7 @@ def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metr
         n_parameters=int(count_params_keras(model)),
         n_copies=int(cfg.data.n_copies),
         excess_negative=float(cfg.data.excess_negative),
+        normalization=datamodule.model_normalization,
         loss=float(metrics.get("train/loss_epoch", metrics.get("train/loss", 0.0))),
         arch_name=arch_name,
         arch_hparams=hparams,
@@ -221,9 +235,10 @@ KEYS = (
     Key("data.apix", "target pixel size (null = the tomograms' own)", "Å", "data.apix=20"),
     Key("data.stride", "box spacing on annotated slices (null = box_size / 2)", "pixels",
         "data.stride=16"),
-    Key("data.n_copies", "augmented copies per positive box", "copies", "data.n_copies=4"),
-    Key("data.excess_negative", "negatives = (1 + this/100) x positives", "percent",
-        "data.excess_negative=30"),
+    Key("data.sampling", "per_batch (the original's: a positive leads each batch) | copies",
+        "name", "data.sampling=copies"),
+    Key("data.n_copies", "epoch length: n_copies x (boxes // batch_size) batches", "copies",
+        "data.n_copies=4"),
     Key("data.batch_size", "boxes per optimisation step (per GPU under DDP)", "boxes",
         "data.batch_size=16"),
     Key("data.val_fraction", "boxes held out for val/loss (the original: none)",
@@ -247,6 +262,8 @@ KEYS = (
         "probability 0-1", "threshold=0.4"),
     Key("evaluate", "after training, segment the held-out tomograms and print the Dice", "bool",
         "evaluate=false"),
+    Key("init", "fine-tune this model (ours or the original's .scnm): its network, weights, "
+        "pixel size, box size and normalisation", "file", "init=Membrane.scnm"),
     Key("ckpt_path", "resume from a Lightning checkpoint instead of starting fresh", "file",
         "ckpt_path=last.ckpt"),
     Key("verbose", "also show Lightning's banner, tips, device lines and model summary", "bool",

@@ -38,7 +38,8 @@ def concat(sets: Sequence[BoxSet]) -> BoxSet:
 
     Box size and depth must agree exactly and pixel sizes within 1 %, since a network learns at
     one scale. Different feature names are joined with ``+``; mixed normalisations are recorded
-    as ``"mixed"`` (harmless for training: every sample is standardised after augmentation).
+    as ``"mixed"`` (every sample is then standardised after augmentation, and the model
+    normalises tomograms slice by slice).
     """
     sets = list(sets)
     if not sets:

@@ -20,7 +20,14 @@ from torch.utils.data import DataLoader
 from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.formats.mrc import read_volume
 from ais_torch.training.boxes import concat, extract_boxes
-from ais_torch.training.sampling import BoxSamples, TrainingSamples
+from ais_torch.training.sampling import (
+    SAMPLINGS,
+    BoxSamples,
+    DihedralSamples,
+    PerBatchSampler,
+    TrainingSamples,
+    standardises,
+)
 
 if TYPE_CHECKING:
     from ais_torch.formats.boxset import BoxSet
@@ -53,9 +60,16 @@ class AisDataModule(pl.LightningDataModule):
         Target pixel size (Å); ``None`` = the first .scnt's, else the first tomogram's.
     stride
         Step between boxes on annotated slices (default ``box_size // 2``).
+    sampling
+        ``"per_batch"`` (the original Ais 1.2.x's: a positive first in every batch, the rest
+        from all boxes, ``n_copies × (boxes // batch_size)`` batches per epoch) or ``"copies"``
+        (``n_copies`` copies per positive box and ``excess_negative`` percent more negatives);
+        see :mod:`~ais_torch.training.sampling`.
     n_copies, excess_negative
-        Augmented copies per positive box and extra negatives in percent (see
-        :class:`~ais_torch.training.sampling.TrainingSamples`).
+        Copies per box (epoch length) and, for ``sampling="copies"``, extra negatives in percent.
+    standardise_boxes
+        Standardise each sample (zero mean, unit std); ``None`` = as the original: only boxes
+        that were not normalised over their whole tomogram (``global_mad``).
     val_fraction
         Fraction of boxes held out for validation (0 = none, like the original).
     voxel_size_A
@@ -82,6 +96,8 @@ class AisDataModule(pl.LightningDataModule):
         voxel_size_A: float | None = None,
         depth: int = 1,
         normalization: str = "global_mad",
+        sampling: str = "per_batch",
+        standardise_boxes: bool | None = None,
     ) -> None:
         super().__init__()
         self.scnt_paths = _paths(scnt)
@@ -98,6 +114,8 @@ class AisDataModule(pl.LightningDataModule):
             )
         if not 0.0 <= float(val_fraction) < 1.0:
             raise ConfigError(f"val_fraction={val_fraction}: must be in [0, 1)")
+        if sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling={sampling!r}: choose one of {', '.join(SAMPLINGS)}")
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size={batch_size}: must be ≥ 1")
         self.feature = feature
@@ -113,10 +131,13 @@ class AisDataModule(pl.LightningDataModule):
         self.voxel_size_A = voxel_size_A
         self.depth = int(depth)
         self.normalization = normalization
+        self.sampling = sampling
+        self.standardise_boxes = standardise_boxes
         self._boxset: BoxSet | None = None
         self.train_boxes: BoxSet | None = None
         self.val_boxes: BoxSet | None = None
-        self.train_dataset: TrainingSamples | None = None
+        self.train_dataset: TrainingSamples | DihedralSamples | None = None
+        self.train_sampler: PerBatchSampler | None = None
         self.val_dataset: BoxSamples | None = None
 
     # -- building -------------------------------------------------------------------------
@@ -154,10 +175,18 @@ class AisDataModule(pl.LightningDataModule):
         train_idx, val_idx = split_boxes(boxset, self.val_fraction, self.seed)
         self.train_boxes = boxset.subset(train_idx)
         self.val_boxes = boxset.subset(val_idx) if len(val_idx) else None
-        self.train_dataset = TrainingSamples(
-            self.train_boxes, self.n_copies, self.excess_negative, seed=self.seed
-        )
-        self.val_dataset = BoxSamples(self.val_boxes) if self.val_boxes is not None else None
+        standardise = self.standardise_boxes
+        if self.sampling == "per_batch":
+            self.train_dataset = DihedralSamples(self.train_boxes, standardise)
+            self.train_sampler = PerBatchSampler(
+                self.train_dataset, self.batch_size, self.n_copies, seed=self.seed
+            )
+        else:
+            self.train_dataset = TrainingSamples(
+                self.train_boxes, self.n_copies, self.excess_negative, self.seed, standardise
+            )
+        if self.val_boxes is not None:
+            self.val_dataset = BoxSamples(self.val_boxes, standardise)
         self._boxset = boxset
 
     def _read_scnt(self, path: Path) -> BoxSet:
@@ -186,14 +215,34 @@ class AisDataModule(pl.LightningDataModule):
     def box_depth(self) -> int:
         return self.boxset.depth
 
+    @property
+    def model_normalization(self) -> str:
+        """How a model trained on these samples wants its tomogram normalised (metadata).
+
+        ``"global_mad"`` when the samples are globally normalised boxes left as they are (the
+        tomogram is then normalised once, as a whole), else ``"per_slice"``.
+        """
+        if standardises(self.boxset, self.standardise_boxes):
+            return "per_slice"
+        return self.boxset.normalization
+
     def summary(self) -> str:
         """One line for the log: boxes, samples per epoch, validation boxes."""
         self.setup()
         assert self.train_dataset is not None
-        line = (
-            f"{self.boxset.summary()} → {self.train_dataset.n_positive_samples} positive + "
-            f"{self.train_dataset.n_negative_samples} negative samples per epoch"
-        )
+        if self.train_sampler is not None:
+            sampler = self.train_sampler
+            line = (
+                f"{self.boxset.summary()} → {sampler.n_batches} batches of {self.batch_size} per "
+                "epoch, each led by a positive box"
+            )
+        else:
+            samples = self.train_dataset
+            assert isinstance(samples, TrainingSamples)
+            line = (
+                f"{self.boxset.summary()} → {samples.n_positive_samples} positive + "
+                f"{samples.n_negative_samples} negative samples per epoch"
+            )
         if self.val_boxes is not None:
             line += (
                 f"; validation: {self.val_boxes.n_positive} positive + "
@@ -203,12 +252,15 @@ class AisDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
+        per_batch = self.train_sampler is not None
         return DataLoader(
             self.train_dataset,  # type: ignore[arg-type]
             batch_size=self.batch_size,
-            shuffle=True,
+            shuffle=not per_batch,
+            sampler=self.train_sampler,
+            drop_last=per_batch,
             num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=None if per_batch else torch.Generator().manual_seed(self.seed),
             persistent_workers=self.num_workers > 0,
         )
 

@@ -1,4 +1,12 @@
-"""Augmented training samples from a :class:`BoxSet` (the original Ais's sampling scheme).
+"""Augmented training samples from a :class:`BoxSet`, drawn one of two ways (``sampling=``).
+
+``per_batch`` — the original Ais 1.2.x's stream (:class:`PerBatchSampler` over
+:class:`DihedralSamples`): an epoch is ``n_copies × (n_boxes // batch_size)`` batches; the first
+sample of every batch is a positive box (the positives cycled in a shuffled order), the others
+are drawn from all boxes (a shuffled pass, reshuffled when used up); every sample gets one random
+dihedral transform (16 with a Z flip for boxes deeper than 1 slice). No random-angle rotations.
+
+``copies`` — ais_torch's first scheme (:class:`TrainingSamples`), a fixed, shuffled epoch:
 
 * every positive box gives ``n_copies`` samples: copies 0..7 are the 8 exact dihedral
   transforms in order (as many as ``n_copies`` asks for), copies ≥ 8 random rotations;
@@ -8,7 +16,11 @@
 * a set **without positives** (e.g. a tomogram where the feature is absent) gives
   ``n_copies`` samples per negative box — as many as each box would give if it were a positive —
   rather than none, which is what the original's formula yields;
-* every sample is standardised (zero mean, unit std) after its transform.
+
+Both standardise a sample (zero mean, unit std) after its transform only when the boxes were not
+normalised over the whole tomogram beforehand (``BoxSet.normalization != "global_mad"``), as the
+original does: a global_mad model is applied to the globally normalised tomogram, not slice by
+slice, so it must not learn on re-standardised boxes (:func:`standardises`).
 
 The whole plan (index → box, transform) is drawn once from ``seed``: the same seed gives the
 same samples whatever the number of data-loader workers.
@@ -16,6 +28,7 @@ same samples whatever the number of data-loader workers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +44,28 @@ if TYPE_CHECKING:
     from ais_torch.formats.boxset import BoxSet
 
 _DIHEDRAL, _ROTATE = 0, 1
+SAMPLINGS = ("per_batch", "copies")
+GLOBAL_NORMALISATION = "global_mad"
+
+
+def standardises(boxes: BoxSet, standardise_boxes: bool | None = None) -> bool:
+    """Whether samples of ``boxes`` are standardised one by one (``None``: as the original)."""
+    if standardise_boxes is not None:
+        return bool(standardise_boxes)
+    return boxes.normalization != GLOBAL_NORMALISATION
+
+
+def n_transforms_for(boxes: BoxSet) -> int:
+    """8 dihedral transforms, 16 (each also flipped in Z) for boxes deeper than one slice."""
+    return 2 * N_DIHEDRAL if boxes.depth > 1 else N_DIHEDRAL
+
+
+def transformed(image: np.ndarray, label: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dihedral ``k % 8`` of an image ``(D, B, B)`` and its label; ``k ≥ 8`` also flips Z."""
+    image, label = dihedral(image, k % N_DIHEDRAL), dihedral(label, k % N_DIHEDRAL)
+    if k >= N_DIHEDRAL:
+        image = np.ascontiguousarray(image[::-1])
+    return image, label
 
 
 def n_negative_samples_for(n_pos: int, n_neg: int, n_copies: int, excess_negative: float) -> int:
@@ -55,6 +90,7 @@ class TrainingSamples(Dataset):
         n_copies: int = 10,
         excess_negative: float = 30.0,
         seed: int = 0,
+        standardise_boxes: bool | None = None,
     ) -> None:
         if int(n_copies) != n_copies or n_copies < 1:
             raise ConfigError(f"n_copies={n_copies}: must be a whole number ≥ 1 (e.g. 10)")
@@ -66,6 +102,7 @@ class TrainingSamples(Dataset):
                 "the feature (1) and some background (0) on at least one slice"
             )
         self.boxes = boxes
+        self.standardise = standardises(boxes, standardise_boxes)
         self.n_copies = int(n_copies)
         self.excess_negative = float(excess_negative)
         rng = np.random.default_rng(seed)
@@ -103,30 +140,105 @@ class TrainingSamples(Dataset):
         return int(self._box[index]), kind, float(self._param[index])
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sample ``index`` as numpy: image ``(D, B, B)`` standardised, label ``(B, B)`` uint8."""
+        """Sample ``index`` as numpy: image ``(D, B, B)``, label ``(B, B)`` uint8."""
         box, kind, param = self.plan(index)
         image, label = self.boxes.images[box], self.boxes.labels[box]
         if kind == "dihedral":
-            image, label = dihedral(image, int(param)), dihedral(label, int(param))
+            image, label = transformed(image, label, int(param))
         else:
             image, label = rotate(image, label, param)
-        return standardise(image), label
+        return (standardise(image) if self.standardise else image), label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label = self.sample(index)
-        return torch.from_numpy(image), torch.from_numpy(label.astype(np.float32)[None])
+        return _as_tensors(*self.sample(index))
+
+
+def _as_tensors(image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    return torch.from_numpy(image), torch.from_numpy(label.astype(np.float32)[None])
+
+
+class DihedralSamples(Dataset):
+    """Every box under every transform: index ``box × n_transforms + k`` (see :func:`transformed`).
+
+    The dataset of ``sampling=per_batch``; :class:`PerBatchSampler` chooses the indices.
+    """
+
+    def __init__(self, boxes: BoxSet, standardise_boxes: bool | None = None) -> None:
+        if len(boxes) == 0:
+            raise AisInputError(
+                f"{boxes.feature}: no training boxes (no positives and no negatives); annotate "
+                "the feature (1) and some background (0) on at least one slice"
+            )
+        self.boxes = boxes
+        self.standardise = standardises(boxes, standardise_boxes)
+        self.n_transforms = n_transforms_for(boxes)
+
+    def __len__(self) -> int:
+        return len(self.boxes) * self.n_transforms
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        box, k = divmod(int(index), self.n_transforms)
+        image, label = transformed(self.boxes.images[box], self.boxes.labels[box], k)
+        return _as_tensors(standardise(image) if self.standardise else image, label)
+
+
+class PerBatchSampler(torch.utils.data.Sampler[int]):
+    """Indices into :class:`DihedralSamples` drawn as the original Ais 1.2.x draws its batches.
+
+    One epoch yields ``n_copies × max(n_boxes // batch_size, 1) × batch_size`` indices; every
+    ``batch_size``-th (the first of each batch) is a positive box, the rest come from a shuffled
+    pass over all boxes. Each epoch is drawn from ``(seed, epoch)``; Lightning calls
+    :meth:`set_epoch` (and wraps the sampler for DDP).
+    """
+
+    def __init__(self, samples: DihedralSamples, batch_size: int, n_copies: int, seed: int = 0):
+        if int(n_copies) != n_copies or n_copies < 1:
+            raise ConfigError(f"n_copies={n_copies}: must be a whole number ≥ 1 (e.g. 4)")
+        self.samples = samples
+        self.batch_size = int(batch_size)
+        self.n_copies = int(n_copies)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.positives = np.flatnonzero(samples.boxes.positives)
+        self.n_batches = self.n_copies * max(len(samples.boxes) // self.batch_size, 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n_batches * self.batch_size
+
+    def boxes_of_epoch(self) -> np.ndarray:
+        """The box of every sample of this epoch, in order (positives at each batch start)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n_boxes, n = len(self.samples.boxes), len(self)
+        passes = -(-n // n_boxes)
+        boxes = np.concatenate([rng.permutation(n_boxes) for _ in range(passes)])[:n]
+        if len(self.positives):
+            starts = np.arange(0, n, self.batch_size)
+            cycles = -(-len(starts) // len(self.positives))
+            order = np.concatenate([rng.permutation(self.positives) for _ in range(cycles)])
+            boxes[starts] = order[: len(starts)]
+        return boxes
+
+    def __iter__(self) -> Iterator[int]:
+        boxes = self.boxes_of_epoch()
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        k = rng.integers(0, self.samples.n_transforms, len(boxes))
+        return iter((boxes * self.samples.n_transforms + k).tolist())
 
 
 class BoxSamples(Dataset):
-    """Every box once, untransformed and standardised (for validation)."""
+    """Every box once, untransformed (standardised as in training; for validation)."""
 
-    def __init__(self, boxes: BoxSet) -> None:
+    def __init__(self, boxes: BoxSet, standardise_boxes: bool | None = None) -> None:
         self.boxes = boxes
+        self.standardise = standardises(boxes, standardise_boxes)
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = standardise(self.boxes.images[index])
-        label = self.boxes.labels[index].astype(np.float32)[None]
-        return torch.from_numpy(image), torch.from_numpy(label)
+        image, label = self.boxes.images[index], self.boxes.labels[index]
+        return _as_tensors(standardise(image) if self.standardise else image, label)

@@ -43,6 +43,7 @@ def test_counts_batches_and_summary(tmp_path: Path) -> None:
         box_size=32,
         n_copies=4,
         batch_size=8,
+        sampling="copies",
     )
     dm.setup("fit")
     # per slice 3 x 3 boxes at stride 16; the band (y 20..25) touches rows y0 = 0 and 16
@@ -56,9 +57,28 @@ def test_counts_batches_and_summary(tmp_path: Path) -> None:
     assert "48 positive + 62 negative samples" in dm.summary()
 
 
+def test_per_batch_sampling_is_the_default(tmp_path: Path) -> None:
+    """The original's stream: n_copies x (boxes // batch) batches, each led by a positive."""
+    tomo, lab = _pair(tmp_path)
+    dm = AisDataModule(tomograms=tomo, labels=lab, feature="Membrane", box_size=32, n_copies=4,
+                       batch_size=8)  # fmt: skip
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 4 * (18 // 8)
+    assert all(x.shape == (8, 1, 32, 32) for x, _ in batches)
+    assert all((y[0] == 1).any() for _, y in batches)  # the first box of each holds the feature
+    assert "8 batches of 8 per epoch, each led by a positive box" in dm.summary()
+    # boxes cut from the globally normalised tomogram stay as they are; the model says so
+    assert dm.boxset.normalization == "global_mad" and dm.model_normalization == "global_mad"
+    again = AisDataModule(tomograms=tomo, labels=lab, box_size=32, standardise_boxes=True)
+    again.setup()
+    assert again.model_normalization == "per_slice"
+
+
 def test_validation_split_is_by_box_and_stratified(tmp_path: Path) -> None:
     tomo, lab = _pair(tmp_path)
-    dm = AisDataModule(tomograms=tomo, labels=lab, box_size=32, n_copies=2, val_fraction=0.25)
+    dm = AisDataModule(
+        tomograms=tomo, labels=lab, box_size=32, n_copies=2, val_fraction=0.25, sampling="copies"
+    )
     dm.setup()
     assert dm.train_boxes is not None and dm.val_boxes is not None
     assert (dm.val_boxes.n_positive, dm.val_boxes.n_negative) == (3, 2)
@@ -167,5 +187,5 @@ def test_lightning_trains_with_and_without_validation(tmp_path: Path, val_fracti
         default_root_dir=tmp_path,
     )
     trainer.fit(_Tiny(), datamodule=dm)
-    assert trainer.global_step == -(-len(dm.train_dataset) // 16)
+    assert trainer.global_step == 2 * max(len(dm.train_boxes) // 16, 1)  # copies x boxes // batch
     assert ("val_loss" in trainer.callback_metrics) == (val_fraction > 0)

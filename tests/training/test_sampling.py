@@ -12,7 +12,12 @@ from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.formats.boxset import BoxSet
 from ais_torch.segmentation.normalise import standardise
 from ais_torch.segmentation.tta import dihedral
-from ais_torch.training.sampling import BoxSamples, TrainingSamples
+from ais_torch.training.sampling import (
+    BoxSamples,
+    DihedralSamples,
+    PerBatchSampler,
+    TrainingSamples,
+)
 
 B = 32
 
@@ -116,3 +121,67 @@ def test_validation_samples_are_every_box_once_untransformed() -> None:
     x, y = ds[0]
     np.testing.assert_array_equal(x.numpy(), standardise(boxes.images[0]))
     np.testing.assert_array_equal(y[0].numpy(), boxes.labels[0])
+
+
+# -- sampling="per_batch": the original Ais 1.2.x's stream ------------------------------------
+
+
+def _per_batch(boxes: BoxSet, batch: int = 4, copies: int = 3, seed: int = 0) -> PerBatchSampler:
+    return PerBatchSampler(DihedralSamples(boxes), batch, copies, seed=seed)
+
+
+def test_per_batch_epoch_length_is_copies_times_boxes_over_batch() -> None:
+    sampler = _per_batch(_boxes(3, 9), batch=4, copies=3)
+    assert sampler.n_batches == 3 * (12 // 4)
+    assert len(list(sampler)) == len(sampler) == 9 * 4
+    assert _per_batch(_boxes(1, 2), batch=8, copies=2).n_batches == 2  # fewer boxes than a batch
+
+
+def test_per_batch_leads_every_batch_with_a_positive_and_draws_the_rest_from_all() -> None:
+    boxes = _boxes(2, 18)  # positives rare: only the batch starts guarantee them
+    sampler = _per_batch(boxes, batch=5, copies=20)
+    n_t = sampler.samples.n_transforms
+    drawn = np.array(list(sampler)) // n_t
+    assert boxes.positives[drawn[::5]].all()
+    rest = np.delete(drawn, np.arange(0, len(drawn), 5))
+    assert set(rest) == set(range(20))  # every box, positives included, in the rest
+    assert Counter(drawn[::5]) == Counter({0: 40, 1: 40})  # the positives cycled evenly
+
+
+def test_per_batch_transforms_are_random_dihedrals_and_z_flips_for_deep_boxes() -> None:
+    flat, deep = _per_batch(_boxes(4, 4), copies=50), _per_batch(_boxes(4, 4, depth=3), copies=50)
+    assert flat.samples.n_transforms == 8 and deep.samples.n_transforms == 16
+    assert set(np.array(list(flat)) % 8) == set(range(8))
+    assert set(np.array(list(deep)) % 16) == set(range(16))
+    x, y = deep.samples[2 * 16 + 13]  # box 2, dihedral 5, flipped in Z
+    image = deep.samples.boxes.images[2]
+    expected = standardise(dihedral(image, 5)[::-1])
+    np.testing.assert_allclose(x.numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(y[0].numpy(), dihedral(deep.samples.boxes.labels[2], 5))
+
+
+def test_per_batch_epochs_differ_and_repeat_from_the_seed() -> None:
+    boxes = _boxes(4, 12)
+    a, b = _per_batch(boxes, seed=3), _per_batch(boxes, seed=3)
+    first = list(a)
+    assert first == list(b)
+    a.set_epoch(1)
+    assert list(a) != first
+    b.set_epoch(1)
+    assert list(a) == list(b)
+    assert list(_per_batch(boxes, seed=4)) != first
+
+
+def test_globally_normalised_boxes_are_left_as_they_are() -> None:
+    """global_mad boxes (the original's .scnt) are not re-standardised; others are."""
+    boxes = _boxes(2, 2)
+    boxes.images *= 3.0
+    boxes.images += 1.0
+    global_mad = BoxSet(boxes.images, boxes.labels, 10.0, "Membrane", normalization="global_mad")
+    kept, _ = DihedralSamples(global_mad)[0]
+    np.testing.assert_array_equal(kept.numpy(), global_mad.images[0])
+    redone, _ = DihedralSamples(boxes)[0]
+    assert abs(float(redone.std(correction=0)) - 1.0) < 1e-4
+    assert not TrainingSamples(global_mad).standardise
+    assert TrainingSamples(global_mad, standardise_boxes=True).standardise
+    assert not BoxSamples(global_mad).standardise
