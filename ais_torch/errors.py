@@ -26,3 +26,7 @@ class ArchPluginError(AisError, RuntimeError):
 
 class ConfigError(AisError, ValueError):
     """A configuration value that does not make sense."""
+
+
+class AisOutputError(AisError, RuntimeError):
+    """An output that cannot be written: a full disk, a read-only or non-creatable folder."""

@@ -25,7 +25,8 @@ SMALL_APPS = ("demo", "export", "inspect", "mesh", "view", "evaluate")
 
 COMMANDS = documented_lines()
 _AIS = re.compile(r"(^|\s)(ais-torch\s|-m ais_torch[\s.])")
-AIS_COMMANDS = [(p, c) for p, c in COMMANDS if _AIS.search(c)]
+AIS_COMMANDS = [(p, c) for p, c in COMMANDS if _AIS.search(c) and not c.startswith("copick ")]
+"""``copick inference ais-torch …`` is copick's CLI (tests/commands/test_copick_plugin.py)."""
 
 
 COMMAND_OF = {"models": "inspect"}

@@ -77,6 +77,21 @@ SKIP = {
     "srun ais-torch segment model=M.scnm data=tomos/ out=seg/ device=cuda": (
         "needs a SLURM allocation with GPUs"
     ),
+    **dict.fromkeys(
+        (
+            'pip install -e ".[copick]"',
+            "ais-torch segment model=Membrane.scnm data=project.json out=segmented/",
+            "ais-torch segment model=Membrane.scnm data=project.json out=segmented/ "
+            "copick.runs=[TS_001,TS_002] copick.tomo_type=wbp",
+            "ais-torch pick data=project.json feature=Antibody copick.object=antibody out=picks/",
+            "ais-torch segment model=Membrane.scnm data=tomo.zarr out=segmented/",
+            "ais-torch segment model=Membrane.scnm data=zarr_tomograms/ out=segmented/",
+            "copick inference ais-torch -c project.json -m Membrane.scnm -m Carbon.scnm "
+            "-r TS_001 --out segmented/",
+        ),
+        "copick.md: needs a copick project / OME-Zarr stores; tests/commands/test_copick_cli.py "
+        "and tests/segmentation/test_segment_copick.py run these on ones built in code",
+    ),
 }
 
 TRAIN = {
@@ -229,7 +244,9 @@ def _setup_models(ctx: Context, ws: Path) -> dict[str, str]:
 
 def _setup_picking(ctx: Context, ws: Path) -> dict[str, str]:
     for tomo in ("tomo_00", "tomo_01"):
-        _segmentation(ctx, tomo, "antibody", ws / "segmented" / f"{tomo}__Antibody.mrc")
+        for feature in ("antibody", "membrane", "carbon"):  # the others for context=
+            title = feature.capitalize()
+            _segmentation(ctx, tomo, feature, ws / "segmented" / f"{tomo}__{title}.mrc")
     _copy(ctx.demo / "tomo_01__antibody_truth.tsv", ws / "tomo_01_truth.tsv")
     _copy(ctx.demo / "tomo_00__antibody_truth.star", ws / "P.star")
     _copy(ctx.demo / "tomo_00__antibody_truth.tsv", ws / "T.tsv")

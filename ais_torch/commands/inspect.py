@@ -1,27 +1,28 @@
 """``ais-torch inspect info FILE``: what a model file holds, and whether it is safe.
 
 Why: models are downloaded from the internet; a user should be able to look inside one before
-opening it. Nothing here builds a network or loads weights: ``.scnm`` tars are checked member by
-member (:func:`ais_torch.formats.scnm.read_members`), parameters are counted from the weight
-headers (safetensors header / HDF5 dataset shapes), Keras graphs are checked for code layers,
-and ``.onnx`` files are read without their external data.
+opening it. The verdict runs the loader's own checks (:func:`check_scnm`): archive limits and
+member names (:func:`ais_torch.formats.scnm.read_members`), typed metadata, the weight headers
+(safetensors header against the architecture / every HDF5 dataset bounded, Keras graphs checked
+for code layers); no weight is read into a network. Groups are read in place (no temporary
+copy), and ``.onnx`` files are read without their external data.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ais_torch.commands.shell import Key, command_main, render_help
 from ais_torch.errors import ConfigError, ModelFormatError
+from ais_torch.formats.scnm import safetensors_parameters
 
 if TYPE_CHECKING:
-    from ais_torch.formats.scnm import ModelMetadata
+    from ais_torch.formats.scnm import InnerSource, ModelMetadata
 
 INFO = Key(
     "info FILE",
@@ -51,47 +52,33 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def safetensors_parameters(payload: bytes, source: str) -> int:
-    """Element count from a safetensors header alone (8-byte length + JSON), no tensor read."""
-    if len(payload) < 8:
-        raise ModelFormatError(f"{source}: weights file is truncated")
-    (length,) = struct.unpack("<Q", payload[:8])
-    if length > len(payload) - 8:
-        raise ModelFormatError(f"{source}: weights header is longer than the file (truncated?)")
-    try:
-        header = json.loads(payload[8 : 8 + length].decode("utf-8"))
-        return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ModelFormatError(f"{source}: weights header is not valid ({err})") from None
-
-
 def keras_summary(payload: bytes, source: str) -> tuple[int, list[str], str]:
     """(parameter count from dataset shapes, layer classes, Keras version) of a ``.h5``.
 
     The graph goes through the importer's layer check, so a ``Lambda`` (code) or unknown layer
     is reported here as it would be refused on opening.
     """
-    import h5py
-
     from ais_torch.formats.keras.graph import KerasFormatError, check_layers
-    from ais_torch.formats.keras.weights import open_h5, read_spec, weights_root
+    from ais_torch.formats.keras.weights import (
+        check_weight_datasets,
+        open_h5,
+        read_spec,
+        weights_root,
+    )
 
     try:
         with open_h5(payload) as f:
+            total = check_weight_datasets(weights_root(f))  # the loader's own checks, in order
             spec = read_spec(f)
             check_layers(spec)
-            total = 0
-
-            def count(_: str, obj: Any) -> None:
-                nonlocal total
-                if isinstance(obj, h5py.Dataset):
-                    total += int(math.prod(obj.shape))
-
-            weights_root(f).visititems(count)
             classes = sorted({layer.class_name for layer in spec.layers})
             return total, classes, getattr(spec, "keras_version", "")
     except KerasFormatError as err:
         raise ModelFormatError(f"{source}: {err}") from None
+    except RecursionError:
+        raise ModelFormatError(
+            f"{source}: the Keras model_config is nested too deeply; the file is damaged or forged"
+        ) from None
     except (OSError, KeyError, ValueError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelFormatError(f"{source}: corrupt or truncated Keras .h5 ({first})") from None
@@ -122,47 +109,73 @@ def _metadata_lines(
     return [f"{k + ':':<15}{v}" for k, v in rows]
 
 
-def info_scnm(path: Path) -> list[str]:
-    """Lines describing a ``.scnm`` (checked by the same reader that opens models)."""
-    from ais_torch.formats.scnm import _metadata_from_members, read_members
+@dataclass
+class ScnmReport:
+    """What the loader's checks found in one ``.scnm`` (lone or inside a group)."""
 
-    members = read_members(path)  # refuses unsafe member names/types before reading each
-    meta = _metadata_from_members(path, members)
-    checks = [SAFE_SCNM]
+    meta: ModelMetadata
+    members: dict[str, int]
+    n_params: int
+    checks: list[str]
+    extra: list[str]
+
+
+def check_scnm(path: Path, *, inner: InnerSource | None = None, label: str = "") -> ScnmReport:
+    """Run on one model every check loading runs before it builds the network: archive limits
+    and member names (:func:`read_members`), metadata types, the weights' header (safetensors:
+    dtypes, shapes and byte ranges; Keras: only known layers, every dataset inside the file and
+    bounded). No network is built (no nn.Module is instantiated), so whether the weights fit
+    the architecture the metadata names is checked only on loading."""
+    from ais_torch.formats.scnm import metadata_from_members, read_members
+
+    label = label or str(path)
+    members = read_members(path, inner=inner, label=label)
+    meta = metadata_from_members(label, members)
+    checks = [SAFE_SCNM, "metadata fields typed"]
     n_params: int | None = None
     extra: list[str] = []
     for name, payload in members.items():
         if name.endswith("_weights.safetensors"):
-            n_params = safetensors_parameters(payload, f"{path} [{name}]")
-            checks.append("weights are safetensors (no pickle)")
+            n_params = safetensors_parameters(payload, f"{label} [{name}]")
+            checks.append("weights are safetensors (no pickle) with a consistent header")
         elif name.endswith("_weights.h5"):
-            n_params, classes, version = keras_summary(payload, f"{path} [{name}]")
+            n_params, classes, version = keras_summary(payload, f"{label} [{name}]")
             checks.append("Keras graph has only known layers (no Lambda/code)")
+            checks.append("every weight inside the file and bounded")
             extra.append(f"{'keras layers:':<15}{', '.join(classes)}")
             if version:
                 extra.append(f"{'keras version:':<15}{version}")
     if n_params is None:
-        raise ModelFormatError(f"{path}: no '*_weights.safetensors' or '*_weights.h5' inside")
+        raise ModelFormatError(f"{label}: no '*_weights.safetensors' or '*_weights.h5' inside")
+    sizes = {name: len(data) for name, data in members.items()}
+    return ScnmReport(meta, sizes, n_params, checks, extra)
+
+
+def info_scnm(path: Path) -> list[str]:
+    """Lines describing a ``.scnm``, checked as loading checks it (:func:`check_scnm`)."""
+    report = check_scnm(path)
     lines = [f"{'file:':<15}{path} ({_size(path.stat().st_size)}, .scnm)"]
-    keras = any(name.endswith("_weights.h5") for name in members)
+    keras = any(name.endswith("_weights.h5") for name in report.members)
     framework = "original Ais (Keras .h5)" if keras else None
-    lines += _metadata_lines(meta, n_params, framework) + extra + ["members:"]
-    lines += [f"  {name:<40} {_size(len(data)):>12}" for name, data in members.items()]
-    lines.append(f"{'safety:':<15}passed ({'; '.join(checks)})")
+    lines += _metadata_lines(report.meta, report.n_params, framework) + report.extra
+    lines.append("members:")
+    lines += [f"  {name:<40} {_size(n):>12}" for name, n in report.members.items()]
+    lines.append(f"{'safety:':<15}passed ({'; '.join(report.checks)})")
     return lines
 
 
 def info_group(path: Path) -> list[str]:
     """Lines for a ``.scnmgroup``: members, each model's metadata, the interactions."""
-    from ais_torch.formats.scnmgroup import INTERACTION_TYPES, list_group, read_scnmgroup
+    from ais_torch.formats.scnmgroup import INTERACTION_TYPES, inner_models, read_scnmgroup
 
-    members = list_group(path)
     models, interactions = read_scnmgroup(path, load_weights=False)
+    with inner_models(path) as (members, inner):
+        reports = [check_scnm(Path(m.name), inner=src, label=label) for m, src, label in inner]
     lines = [f"{'file:':<15}{path} ({_size(path.stat().st_size)}, .scnmgroup)", "members:"]
     lines += [f"  {m.name:<40} {_size(m.size):>12}" for m in members]
-    for i, (_, meta) in enumerate(models):
+    for i, ((_, meta), report) in enumerate(zip(models, reports, strict=True)):
         lines.append(f"model {i}:")
-        lines += ["  " + line for line in _metadata_lines(meta, None)]
+        lines += ["  " + line for line in _metadata_lines(meta, report.n_params)]
     lines.append(f"interactions:  {len(interactions) or 'none'}")
     for item in interactions:
         kind = INTERACTION_TYPES[item["type"]]
@@ -172,7 +185,9 @@ def info_group(path: Path) -> list[str]:
             f"radius {item['radius']} nm, threshold {item['threshold']}"
             + (f", partner pieces < {dust} nm³ ignored" if dust else "")
         )
-    lines.append(f"{'safety:':<15}passed ({SAFE_SCNM}; only *.scnm and interactions inside)")
+    checks = dict.fromkeys(c for r in reports for c in r.checks)
+    checks["only *.scnm and interactions inside"] = None
+    lines.append(f"{'safety:':<15}passed ({'; '.join(checks)})")
     return lines
 
 

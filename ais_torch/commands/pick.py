@@ -20,19 +20,23 @@ from omegaconf import DictConfig, OmegaConf
 from ais_torch.commands.shell import Key, hydra_defaults, hydra_main, render_help, run_cli
 from ais_torch.config import config_dir
 from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.formats.copick import CopickOptions
 from ais_torch.picking.batch import (
     FORMATS,
     OutputSpec,
     TomoResult,
     find_segmentations,
     pick_all,
+    pick_copick,
 )
+from ais_torch.picking.context import ContextSettings
 from ais_torch.picking.settings import PickSettings
 
 log = logging.getLogger("ais_torch.pick")
 
 KEYS = (
-    Key("data", "segmentations: a folder, a glob ('seg/*.mrc') or one .mrc file", "file/folder",
+    Key("data", "segmentations: a folder, a glob ('seg/*.mrc'), one .mrc file, or a copick "
+        "project config .json (its segmentations; picks are written into it too)", "file/folder",
         "data=segmented/"),
     Key("feature", "pick files named <tomo>__<feature>.mrc", "name", "feature=Antibody"),
     Key("out", "output folder: <tomo>__<feature>_coords.{txt,star,json}", "folder",
@@ -66,10 +70,26 @@ KEYS = (
     Key("formats", "any of txt (integer x y z), star (RELION 3 + 5), json (copick)", "list",
         "formats=[txt,star,json]"),
     Key("workers", "tomograms picked in parallel", "processes", "workers=4"),
-    Key("copick.object_name", "json: pickable object name (null = the feature)", "name",
+    Key("context", "columns from the tomogram's other features: F:distance (signed, to F's "
+        "surface; negative inside), F:mean@R / F:max@R (F's value 0-1 within R nm), F:nearest "
+        "(to F's nearest pick); docs/picking.md", "list",
+        "context=[Membrane:distance,Carbon:mean@5]"),
+    Key("keep", "keep only picks passing every rule (ITEM OP NUMBER; OP < <= > >=; quote it)",
+        "list", "'keep=[\"15<=Membrane:distance<=30\"]'"),
+    Key("context_threshold", "F:distance: F's surface is where its segmentation crosses this "
+        "(as threshold)", "0-1 or 0-255", "context_threshold=0.5"),
+    Key("context_max_nm", "distances are capped at this (the cap = this far or farther, or none)",
+        "nm", "context_max_nm=200"),
+    Key("copick.object", "json / copick data: pickable object the picks belong to (null = the "
+        "feature)", "name", "copick.object=ribosome"),
+    Key("copick.object_name", "older spelling of copick.object", "name",
         "copick.object_name=ribosome"),
-    Key("copick.user_id", "json: copick user id", "", "copick.user_id=me"),
-    Key("copick.session_id", "json: copick session id", "", "copick.session_id=1"),
+    Key("copick.user_id", "json / copick data: user id (copick data: also preferred when "
+        "reading)", "", "copick.user_id=me"),
+    Key("copick.session_id", "json / copick data: session id", "", "copick.session_id=1"),
+    Key("copick.runs", "copick data: runs to pick (null = all)", "list", "copick.runs=[TS_001]"),
+    Key("copick.voxel_spacing", "copick data: spacing of the segmentation (null = any)", "Å",
+        "copick.voxel_spacing=10"),
 )  # fmt: skip
 """Every key of conf/pick/pick.yaml, once: ``--help`` is rendered from it."""
 
@@ -103,6 +123,21 @@ def settings_from_cfg(cfg: DictConfig | dict) -> PickSettings:
     ).checked()
 
 
+def context_from_cfg(cfg: DictConfig) -> ContextSettings:
+    """The ``context``/``keep`` lists and their two settings, parsed and checked."""
+
+    def listed(key: str) -> list[str] | str | None:
+        value = cfg.get(key)
+        return list(value) if OmegaConf.is_list(value) else value
+
+    return ContextSettings.parse(
+        listed("context"),
+        listed("keep"),
+        threshold=cfg.get("context_threshold", 0.5),
+        max_nm=cfg.get("context_max_nm", 100.0),
+    )
+
+
 def run(cfg: DictConfig) -> list[TomoResult]:
     """The whole command on a resolved config; raises a one-line error when nothing could run."""
     settings = settings_from_cfg(cfg)
@@ -113,18 +148,25 @@ def run(cfg: DictConfig) -> list[TomoResult]:
     workers = int(cfg.workers)
     if workers < 1:
         raise ConfigError(f"workers={workers} must be ≥ 1")
-    segmentations = find_segmentations(cfg.data, cfg.feature)
     copick = cfg.get("copick") or {}
+    options = CopickOptions.from_mapping(
+        OmegaConf.to_container(copick) if isinstance(copick, DictConfig) else copick
+    )
     spec = OutputSpec(
         folder=Path(str(cfg.out)),
         formats=formats,
         min_particles=int(cfg.get("min_particles") or 0),
         voxel_size_A=cfg.get("voxel_size_A"),
-        object_name=copick.get("object_name"),
-        user_id=str(copick.get("user_id", "ais_torch")),
-        session_id=str(copick.get("session_id", "0")),
+        object_name=options.object,
+        user_id=options.user_id,
+        session_id=options.session_id,
+        context=context_from_cfg(cfg),
     )
-    results = pick_all(segmentations, settings, spec, workers=workers)
+    if str(cfg.data).lower().endswith(".json"):
+        results = pick_copick(str(cfg.data), str(cfg.feature), settings, spec, options)
+    else:
+        segmentations = find_segmentations(cfg.data, cfg.feature)
+        results = pick_all(segmentations, settings, spec, workers=workers)
     failed = [r for r in results if r.error]
     for r in failed:
         log.error("%s: %s", r.segmentation.name, r.error)
@@ -138,9 +180,13 @@ def summary(results: Sequence[TomoResult], folder: Path) -> str:
     lines = [f"{'segmentation':<{width}}  particles  output"]
     for r in results:
         status = r.error or (", ".join(p.name for p in r.files) or "not written (min_particles)")
+        if r.n_dropped and not r.error:
+            status += f" ({r.n_dropped} removed by keep=)"
         lines.append(f"{r.segmentation.name:<{width}}  {r.n_particles:>9}  {status}")
     total = sum(r.n_particles for r in results if not r.error)
-    lines.append(f"{len(results)} tomogram(s), {total} particle(s) → {folder}")
+    dropped = sum(r.n_dropped for r in results if not r.error)
+    removed = f", {dropped} removed by keep=" if dropped else ""
+    lines.append(f"{len(results)} tomogram(s), {total} particle(s){removed} → {folder}")
     return "\n".join(lines)
 
 

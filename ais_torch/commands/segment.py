@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 KEYS = (
     Key("model", "model file(s): .scnm, .scnmgroup, .onnx or .h5; several as a list",
         "file", "model=[Membrane.scnm,Carbon.scnm]"),
-    Key("data", "tomograms: one .mrc, a folder, a glob or a .txt list of files", "file/folder",
-        "data=tomograms/"),
+    Key("data", "tomograms: one .mrc or .zarr (OME-Zarr), a folder, a glob, a .txt list of "
+        "files, or a copick project config .json", "file/folder", "data=tomograms/"),
     Key("out", "output folder; writes <out>/<tomogram>__<model title>.mrc", "folder",
         "out=segmented/"),
     Key("interactions", "named rule set from conf/segment/interactions/ applied when several "
@@ -69,6 +69,16 @@ KEYS = (
         "bool", "locks=false"),
     Key("progress", "progress bars (overall and per tomogram) with ETA", "bool",
         "progress=false"),
+    Key("copick.runs", "copick data: runs to segment (null = all)", "list",
+        "copick.runs=[TS_001,TS_002]"),
+    Key("copick.voxel_spacing", "copick data: spacing to read (null = nearest the model's pixel "
+        "size, within 2x)", "Å", "copick.voxel_spacing=10.012"),
+    Key("copick.tomo_type", "copick data: tomogram type (null = the only one)", "",
+        "copick.tomo_type=wbp"),
+    Key("copick.user_id", "copick data: user id the segmentations are written under", "",
+        "copick.user_id=me"),
+    Key("copick.session_id", "copick data: session id the segmentations are written under", "",
+        "copick.session_id=1"),
 )  # fmt: skip
 """Every key of conf/segment/segment.yaml, once: ``--help`` is rendered from it."""
 
@@ -129,16 +139,36 @@ def run_config(cfg: Any) -> SegmentReport:
         locks=bool(cfg["locks"]),
         prefetch=int(cfg["prefetch"]),
         progress=bool(cfg["progress"]),
+        copick=cfg.get("copick"),
     )
 
 
+EXIT_BUSY = 75
+"""EX_TEMPFAIL: every failure-free output not written is locked by another live run; run again
+later (a lock without heartbeat for AIS_TORCH_LOCK_TIMEOUT_S is then taken over)."""
+
+
 def _finish_cli(report: SegmentReport) -> None:
-    """Failures: one ``error:`` line each, exit code 1 (the batch itself went on)."""
+    """Failures: one ``error:`` line each, exit code 1 (the batch itself went on); outputs
+    still locked by another run: one ``busy:`` line each, exit code 75 (nothing failed)."""
+    from ais_torch.segmentation.scheduling import lock_path, read_owner
+
+    for path in report.busy:
+        owner = read_owner(lock_path(path))
+        held = f"locked by {owner.describe()}" if owner else "its lock was released meanwhile"
+        print(f"busy: {path} ({held})", file=sys.stderr)
     if report.failed:
         for _, line in report.failed:
             print(f"error: {line}", file=sys.stderr)
         print(f"{len(report.failed)} tomogram(s) failed (listed above)", file=sys.stderr)
         raise SystemExit(1)
+    if report.busy:
+        print(
+            f"{len(report.busy)} output(s) busy in another run (listed above); run again when "
+            "it ends — a lock without heartbeat is taken over after AIS_TORCH_LOCK_TIMEOUT_S",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_BUSY)
 
 
 def _hydra_main(cfg: Any) -> None:

@@ -7,10 +7,13 @@ user reads and the keys the parser accepts cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -82,29 +85,86 @@ def render_help(
     return "\n".join(lines) + "\n"
 
 
-def interrupted() -> SystemExit:
-    """Ctrl-C: one line on stderr, exit code 130 (raise what this returns)."""
+CLEANUP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals that stop a command like Ctrl-C does: what SLURM, ``timeout`` and ``kill`` send
+(SIGTERM) and what a closed terminal or ssh session sends (SIGHUP)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so every ``finally`` and context manager
+    cleans up as for Ctrl-C (a KeyboardInterrupt subclass: code that lets Ctrl-C through lets
+    this through too)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def interrupted(err: BaseException | None = None) -> SystemExit:
+    """Ctrl-C, SIGTERM or SIGHUP: one line on stderr, exit code 128 + the signal's number
+    (130, 143, 129, as a shell reports a program stopped by it); raise what this returns."""
+    if isinstance(err, Terminated):
+        print(f"stopped by {err.name}; files being written were not kept", file=sys.stderr)
+        return SystemExit(128 + err.signum)
     print(INTERRUPTED, file=sys.stderr)
     return SystemExit(EXIT_INTERRUPTED)
 
 
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread.
+
+    The first signal raises; later ones are ignored, so a second SIGTERM (``scancel`` twice,
+    ``kill`` in a loop) cannot interrupt the clean-up the first one started. Outside the main
+    thread (signals cannot be set there) or when a caller already chose its own handler (other
+    than the default), nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise Terminated(signum)
+
+    previous: dict[signal.Signals, object] = {}
+    for name in CLEANUP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None or signal.getsignal(sig) not in (signal.SIG_DFL, None):
+            continue  # not on this platform, or ignored (nohup) / handled by the caller
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
 def run_cli(fn: Callable[[], T]) -> T:
-    """Run ``fn``; an :class:`AisError` becomes ``error: <one line>`` and exit code 2, Ctrl-C
-    one line and exit code 130.
+    """Run ``fn``; an :class:`AisError` becomes ``error: <one line>`` and exit code 2, Ctrl-C,
+    SIGTERM and SIGHUP one line and exit code 130, 143, 129 (after the same clean-up).
 
     Set ``AIS_TORCH_DEBUG=1`` to see the full traceback instead.
     """
     try:
-        return fn()
+        with signals_raise():
+            return fn()
     except AisError as err:
         if os.environ.get("AIS_TORCH_DEBUG"):
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if os.environ.get("AIS_TORCH_DEBUG"):
             raise
-        raise interrupted() from None
+        raise interrupted(err) from None
 
 
 def wants_help(args: Sequence[str]) -> bool:
@@ -221,8 +281,9 @@ def hydra_main(
         return
     sys.argv = [sys.argv[0], *args]
     try:
-        app()
-    except KeyboardInterrupt:
+        with signals_raise():
+            app()
+    except KeyboardInterrupt as err:
         if os.environ.get("AIS_TORCH_DEBUG"):
             raise
-        raise interrupted() from None
+        raise interrupted(err) from None

@@ -230,9 +230,10 @@ KEYS = (
         "2 ignore)", "list of .mrc", "data.labels=[a_membrane.mrc,b_membrane.mrc]"),
     Key("data.scnt", "data=scnt: training sets from the original Ais or ais_torch", "list",
         "data.scnt=[64x64x1_10.00Apx_Membrane.scnt]"),
-    Key("data.box_size", "training box size, at the target pixel size", "pixels",
-        "data.box_size=32"),
-    Key("data.apix", "target pixel size (null = the tomograms' own)", "Å", "data.apix=20"),
+    Key("data.box_size", "training box size at the target pixel size (null = the .scnt's or "
+        "init model's, else 64)", "pixels", "data.box_size=32"),
+    Key("data.apix", "target pixel size (null = the .scnt's or init model's, else the "
+        "tomograms' own)", "Å", "data.apix=20"),
     Key("data.stride", "box spacing on annotated slices (null = box_size / 2)", "pixels",
         "data.stride=16"),
     Key("data.sampling", "per_batch (the original's: a positive leads each batch) | copies",

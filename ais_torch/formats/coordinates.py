@@ -239,6 +239,21 @@ def read_coordinates(path: str | os.PathLike, *, voxel_size_A: float | None = No
 
 
 COPICK_UNIT = "angstrom"
+POINT_VALUES_KEY = "ais_context"
+"""Per-point key of a copick picks file holding our extra per-pick numbers."""
+
+
+def per_point_values(
+    values: Mapping[str, npt.ArrayLike] | None, n: int, what: str
+) -> dict[str, np.ndarray]:
+    """``values`` as float arrays of length ``n`` (an error naming the column otherwise)."""
+    out = {}
+    for name, column in (values or {}).items():
+        arr = np.asarray(column, dtype=np.float64).reshape(-1)
+        if len(arr) != n:
+            raise AisInputError(f"{what}: column {name!r} has {len(arr)} values for {n} picks")
+        out[str(name)] = arr
+    return out
 
 
 def write_copick_json(
@@ -252,12 +267,15 @@ def write_copick_json(
     session_id: str = "0",
     scores: npt.ArrayLike | None = None,
     rotations: npt.ArrayLike | None = None,
+    point_values: Mapping[str, npt.ArrayLike] | None = None,
     overwrite: bool = True,
 ) -> Path:
     """A copick picks file: locations in Å (voxel index × voxel size), one 4×4 transform each.
 
     ``rotations`` is an optional ``(N, 3, 3)`` stack; without it every transform is the identity
-    and ``trust_orientation`` is false.
+    and ``trust_orientation`` is false. ``point_values`` (name → one number per pick, e.g. the
+    context columns) go into each point as ``"ais_context": {name: value}``: copick has no
+    per-point metadata field, and its reader ignores (but keeps in the file) unknown keys.
     """
     import json
 
@@ -268,6 +286,7 @@ def write_copick_json(
     if rot is not None and len(rot) != n:
         raise AisInputError(f"{path}: {len(rot)} rotations for {n} particles")
     sc = None if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    values = per_point_values(point_values, n, str(path))
     points = []
     for i in range(n):
         transform = np.eye(4)
@@ -280,6 +299,8 @@ def write_copick_json(
         }
         if sc is not None:
             point["score"] = float(sc[i])
+        if values:
+            point[POINT_VALUES_KEY] = {k: float(v[i]) for k, v in values.items()}
         points.append(point)
     doc = {
         "pickable_object_name": object_name,

@@ -7,18 +7,21 @@ tomogram costs only the slabs you touch; validation streams over slabs for the s
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import mrcfile
+import mrcfile.dtypes
 import mrcfile.utils
 import numpy as np
 
-from ais_torch.errors import AisInputError
-from ais_torch.formats.atomic import atomic_output
+from ais_torch.errors import AisError, AisInputError
+from ais_torch.formats.atomic import atomic_output, preallocate
+from ais_torch.formats.limits import ENV, human, limits
 
 MRC_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st", ".ali")
 SUPPORTED_DTYPES = (np.int8, np.uint8, np.int16, np.uint16, np.float16, np.float32)
@@ -88,77 +91,124 @@ def read_header_info(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype
     return shape, dtype, float(header.voxel_size.x) if hasattr(header, "voxel_size") else 0.0
 
 
+@dataclass(frozen=True)
+class MrcHeader:
+    """What an MRC header claims, in Python ints (no int32/int64 overflow), before any data."""
+
+    header: np.recarray
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    extended_bytes: int
+
+    @property
+    def data_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    @property
+    def total_bytes(self) -> int:
+        """Header + extended header + data: what the file (or archive member) must hold."""
+        return _HEADER_BYTES + self.extended_bytes + self.data_bytes
+
+
+def parse_mrc_header(
+    head: bytes, label: str | Path, error: type[AisError] = AisInputError
+) -> MrcHeader:
+    """Interpret the first 1024 bytes of an MRC file without trusting them.
+
+    Why not mrcfile alone: it reads the extended header the header promises (gigabytes from a
+    forged file), computes sizes in numpy ints and divides by ``mz`` unchecked. Here the byte
+    order comes from the machine stamp (or, as mrcfile does, from which order gives a valid
+    mode); dimensions must be positive; a 4-D volume stack is named as such; sizes are Python
+    ints. The caller compares :attr:`MrcHeader.total_bytes` with the bytes really there.
+    """
+    if len(head) < _HEADER_BYTES:
+        raise error(
+            f"{label}: {len(head)} bytes is shorter than an MRC header (1024); not an MRC file"
+        )
+    if head[208:211] != b"MAP":
+        raise error(
+            f"{label}: not an MRC file (no 'MAP ' ID in the header); check the file or re-export it"
+        )
+    header = np.frombuffer(head[:_HEADER_BYTES], dtype=mrcfile.dtypes.HEADER_DTYPE).reshape(())
+    header = header.view(np.recarray).copy()
+    try:
+        order = mrcfile.utils.byte_order_from_machine_stamp(header.machst)
+    except ValueError:
+        order = "<"
+    header.dtype = header.dtype.newbyteorder(order)
+    mode = int(header.mode)
+    try:
+        dtype = mrcfile.utils.dtype_from_mode(mode)
+    except ValueError:
+        header.dtype = header.dtype.newbyteorder()  # stamp wrong: the other order may fit
+        try:
+            dtype = mrcfile.utils.dtype_from_mode(header.mode)
+        except ValueError:
+            raise error(
+                f"{label}: MRC mode {mode} is not a known mode; the header is damaged or the "
+                "file is not MRC — convert to float32 (mode 2)"
+            ) from None
+    dtype = np.dtype(dtype).newbyteorder(header.mode.dtype.byteorder)
+    nx, ny, nz, mz = (int(header[k]) for k in ("nx", "ny", "nz", "mz"))
+    ext = int(header.nsymbt)
+    if min(nx, ny, nz) <= 0:
+        raise error(
+            f"{label}: header gives dimensions nx={nx}, ny={ny}, nz={nz}; all must be > 0 — the "
+            "header is damaged, export the file again"
+        )
+    if ext < 0:
+        raise error(
+            f"{label}: header gives a negative extended header size ({ext}); the header is damaged"
+        )
+    lim = limits()
+    if ext > lim.mrc_extended_header_bytes:
+        raise error(
+            f"{label}: header promises a {human(ext)} extended header, above the "
+            f"{human(lim.mrc_extended_header_bytes)} limit; the file is damaged or forged (if you "
+            f"trust it, raise {ENV['mrc_extended_header_bytes']})"
+        )
+    shape: tuple[int, ...] = (nz, ny, nx)
+    if mrcfile.utils.spacegroup_is_volume_stack(int(header.ispg)):
+        if mz <= 0 or nz % mz:
+            raise error(
+                f"{label}: header marks a volume stack (space group {int(header.ispg)}) but "
+                f"nz={nz} is not a multiple of mz={mz}; the header is damaged"
+            )
+        if nz // mz > 1:
+            raise error(
+                f"{label}: is a 4-D stack of {nz // mz} volumes of shape ({mz}, {ny}, {nx}) "
+                "(space group 401), not one 3-D tomogram; give one volume (e.g. split it with "
+                "IMOD newstack -split or mrcfile)"
+            )
+    return MrcHeader(header, np.dtype(dtype), shape, ext)
+
+
 def _read_header(path: Path) -> tuple[np.recarray, np.dtype, tuple[int, ...], int]:
     if not path.exists():
         raise AisInputError(f"{path}: file not found; check the path")
     if path.is_dir():
         raise AisInputError(f"{path}: is a folder, not an MRC file")
-    _check_map_id(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            with mrcfile.open(path, header_only=True, permissive=True) as mrc:
-                header = mrc.header.copy()
-                ext_bytes = int(mrc.header.nsymbt)
-        except (ValueError, OSError, EOFError) as err:
-            raise AisInputError(
-                f"{path}: not a readable MRC file ({err}); re-export it as MRC (e.g. IMOD newstack)"
-            ) from None
-    if any("Map ID string not found" in str(w.message) for w in caught):
-        raise AisInputError(
-            f"{path}: not an MRC file (no 'MAP ' ID in the header); check the file or re-export it"
-        )
     try:
-        dtype = mrcfile.utils.data_dtype_from_header(header)
-        shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(header))
-    except ValueError as err:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+            actual = os.fstat(fh.fileno()).st_size
+    except OSError as err:
         raise AisInputError(
-            f"{path}: unsupported MRC header ({err}); re-export as float32"
+            f"{path}: cannot be read ({err.strerror}); check its permissions"
         ) from None
-    dtype = _unsigned_if_imod_says_so(header, dtype)
+    info = parse_mrc_header(head, path)
+    dtype = _unsigned_if_imod_says_so(info.header, info.dtype)
     if np.dtype(dtype).newbyteorder("=") not in [np.dtype(d) for d in SUPPORTED_DTYPES]:
         raise AisInputError(
-            f"{path}: MRC mode {int(header.mode)} ({np.dtype(dtype).name}) is not supported; "
+            f"{path}: MRC mode {int(info.header.mode)} ({np.dtype(dtype).name}) is not supported; "
             "convert to float32 (mode 2)"
         )
-    # Stacks of images (ispg 0) come back as (1, y, x) or (n, y, x); keep 3D shape.
-    if len(shape) == 2:
-        shape = (1, *shape)
-    offset = _HEADER_BYTES + ext_bytes
-    expected = offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
-    actual = path.stat().st_size
-    if actual < expected:
+    if actual < info.total_bytes:
         raise AisInputError(
-            f"{path}: file is truncated ({actual} bytes, header promises {expected}); "
+            f"{path}: file is truncated ({actual} bytes, header promises {info.total_bytes}); "
             "copy or export it again"
         )
-    return header, np.dtype(dtype), shape, offset
-
-
-def _check_map_id(path: Path) -> None:
-    """Refuse a non-MRC file from its first 1024 bytes, before mrcfile trusts its header.
-
-    Random bytes can promise a gigabyte-sized "extended header" that mrcfile would read first.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(_HEADER_BYTES)
-    if len(head) < _HEADER_BYTES:
-        raise AisInputError(
-            f"{path}: {size} bytes is shorter than an MRC header (1024); not an MRC file"
-        )
-    if head[208:212] != b"MAP ":
-        raise AisInputError(
-            f"{path}: not an MRC file (no 'MAP ' ID in the header); check the file or re-export it"
-        )
-    for order in ("<", ">"):
-        ext = int(np.frombuffer(head[92:96], dtype=f"{order}i4")[0])
-        if 0 <= ext <= size - _HEADER_BYTES:
-            return
-    raise AisInputError(
-        f"{path}: header promises an extended header larger than the file; the file is "
-        "damaged or truncated — copy or export it again"
-    )
+    return info.header, np.dtype(dtype), info.shape, _HEADER_BYTES + info.extended_bytes
 
 
 def _unsigned_if_imod_says_so(header: np.recarray, dtype: np.dtype) -> np.dtype:
@@ -271,8 +321,18 @@ class VolumeWriter:
     def __enter__(self) -> VolumeWriter:
         tmp = self._atomic.__enter__()
         mode = mrcfile.utils.mode_from_dtype(self.dtype)
-        self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=mode, overwrite=True)
-        _set_geometry(self._mrc, self.voxel_size_A, self.origin_A)
+        try:
+            self._mrc = mrcfile.new_mmap(tmp, shape=self.shape, mrc_mode=mode, overwrite=True)
+            # the map is sparse: reserve its blocks so a full disk is ENOSPC here, not SIGBUS
+            preallocate(tmp)
+            _set_geometry(self._mrc, self.voxel_size_A, self.origin_A)
+        except BaseException as err:  # the temp file goes too (the atomic writer's exit)
+            if self._mrc is not None:
+                with contextlib.suppress(Exception):
+                    self._mrc.close()
+                self._mrc = None
+            if not self._atomic.__exit__(type(err), err, err.__traceback__):
+                raise
         return self
 
     def write(self, z: slice, values: np.ndarray) -> None:
@@ -287,11 +347,20 @@ class VolumeWriter:
         return self._mrc.data
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        failed: Exception | None = None
         if self._mrc is not None:
-            if exc_type is None:
-                self._mrc.update_header_stats()
-            self._mrc.close()
-        return bool(self._atomic.__exit__(exc_type, exc, tb))
+            try:
+                if exc_type is None:
+                    self._mrc.update_header_stats()
+                self._mrc.close()
+            except Exception as err:  # e.g. a full disk on flush: the temp file still goes
+                if exc_type is None:
+                    failed, exc_type, exc, tb = err, type(err), err, err.__traceback__
+            self._mrc = None
+        suppressed = bool(self._atomic.__exit__(exc_type, exc, tb))
+        if failed is not None and not suppressed:
+            raise failed
+        return suppressed
 
 
 def _set_geometry(

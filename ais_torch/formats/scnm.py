@@ -10,15 +10,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
+import re
+import struct
 import tarfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ais_torch.errors import ModelFormatError
+from ais_torch.errors import AisError, ModelFormatError
+from ais_torch.formats.archive import TarRules, open_tar, parse_json, read_member
 from ais_torch.formats.atomic import atomic_output
+from ais_torch.formats.limits import limits
 
 if TYPE_CHECKING:
     from ais_torch.archs.base import AisArch
@@ -27,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ais_torch.formats.scnm")
 
 FRAMEWORK = "ais_torch"
-MAX_MEMBER_BYTES = 4 * 1024**3
 # model_enum as written by the original Ais 1.2.40: the title's index in its AVAILABLE_MODELS
 # (model files sorted by name, include = True only; Eman2, InceptionNet and ResNet are hidden
 # there and have none). Kept only so the original shows the right name.
@@ -156,25 +160,52 @@ class ModelMetadata:
         )
 
 
-def read_members(path: str | os.PathLike) -> dict[str, bytes]:
-    """All regular-file members of a tar, by name, read into memory; refuses unsafe names."""
+MODEL_MEMBER_SUFFIXES = ("_metadata.json", "_weights.safetensors", "_weights.h5")
+"""What a .scnm holds: ``<title>_metadata.json`` and one ``<title>_weights.*``; nothing else."""
+
+InnerSource = tuple[IO[bytes], int]
+"""An inner model read in place from a group: (seekable file object, its size in bytes)."""
+
+
+def model_rules() -> TarRules:
+    """The archive limits of a .scnm (see :mod:`ais_torch.formats.limits`)."""
+    lim = limits()
+    return TarRules(
+        "model", ModelFormatError, lim.model_members, lim.member_bytes, lim.archive_bytes
+    )
+
+
+def read_members(
+    path: str | os.PathLike, *, inner: InnerSource | None = None, label: str | None = None
+) -> dict[str, bytes]:
+    """The members of a .scnm, by name, read into memory once every header passed the checks.
+
+    Refused before anything is read: compressed, sparse, linked, oversized or forged members
+    (:func:`ais_torch.formats.archive.open_tar`), names with paths, and any member other than
+    one ``*_metadata.json`` and one ``*_weights.safetensors``/``*_weights.h5``. ``inner`` reads
+    a model inside a group in place; ``label`` names it in messages.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(f"{path}: model file not found; check the path")
-    try:
-        with tarfile.open(path, mode="r:*") as tar:
-            out: dict[str, bytes] = {}
-            for member in tar.getmembers():
-                _check_member(path, member)
-                if member.isdir():
-                    continue
-                handle = tar.extractfile(member)
-                if handle is None:
-                    continue
-                out[member.name] = handle.read()
-            return out
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise ModelFormatError(f"{path}: not a readable .scnm archive ({err})") from None
+    label = label or str(path)
+    if inner is None and not path.is_file():
+        raise ModelFormatError(f"{label}: model file not found; check the path")
+    with open_tar(inner or path, label, model_rules()) as (tar, members):
+        files = [m for m in members if not m.isdir()]
+        for member in members:
+            _check_member(label, member)
+        metadata = [m.name for m in files if m.name.endswith("_metadata.json")]
+        if len(metadata) != 1:
+            raise ModelFormatError(
+                f"{label}: {len(metadata) or 'no'} '*_metadata.json' members inside (need one); "
+                "not an Ais model (.scnm)"
+            )
+        weights = [m.name for m in files if m.name.endswith(MODEL_MEMBER_SUFFIXES[1:])]
+        if len(weights) > 1:
+            raise ModelFormatError(
+                f"{label}: {len(weights)} weight members inside ({', '.join(weights)}); a model "
+                "holds one"
+            )
+        return {m.name: read_member(tar, m, label, ModelFormatError) for m in files}
 
 
 def is_plain_name(name: str) -> bool:
@@ -193,19 +224,19 @@ def is_plain_name(name: str) -> bool:
     )
 
 
-def _check_member(path: Path, member: tarfile.TarInfo) -> None:
+def _check_member(label: str, member: tarfile.TarInfo) -> None:
     name = member.name
     if not is_plain_name(name):
         raise ModelFormatError(
-            f"{path}: archive member '{name}' has a path (absolute or with '..' or folders); "
+            f"{label}: archive member '{name}' has a path (absolute or with '..' or folders); "
             "refusing to open this model — it may be malicious"
         )
-    if not (member.isfile() or member.isdir()):
+    if not member.isdir() and not name.endswith(MODEL_MEMBER_SUFFIXES):
         raise ModelFormatError(
-            f"{path}: archive member '{name}' is a link or device; refusing to open this model"
+            f"{label}: unexpected archive member '{name}' (a .scnm holds only "
+            "<title>_metadata.json and <title>_weights.safetensors or .h5); refusing to open "
+            "this model — get it from a trusted source"
         )
-    if member.size > MAX_MEMBER_BYTES:
-        raise ModelFormatError(f"{path}: archive member '{name}' is implausibly large")
 
 
 def _one(members: dict[str, bytes], suffix: str) -> tuple[str, bytes] | None:
@@ -213,25 +244,35 @@ def _one(members: dict[str, bytes], suffix: str) -> tuple[str, bytes] | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def read_metadata(path: str | os.PathLike) -> ModelMetadata:
-    """Only the metadata of a .scnm (cheap enough for listings)."""
-    return _metadata_from_members(Path(path), read_members(path))
+def read_metadata(
+    path: str | os.PathLike, *, inner: InnerSource | None = None, label: str | None = None
+) -> ModelMetadata:
+    """Only the metadata of a .scnm (cheap enough for listings); same checks as loading."""
+    label = label or str(path)
+    return metadata_from_members(label, read_members(path, inner=inner, label=label))
 
 
-def _metadata_from_members(path: Path, members: dict[str, bytes]) -> ModelMetadata:
+def metadata_from_members(source: str | Path, members: dict[str, bytes]) -> ModelMetadata:
+    """The checked metadata of a model whose members :func:`read_members` returned."""
     hit = _one(members, "_metadata.json")
     if hit is None:
         raise ModelFormatError(
-            f"{path}: no single '*_metadata.json' inside; not an Ais model (.scnm)"
+            f"{source}: no single '*_metadata.json' inside; not an Ais model (.scnm)"
         )
-    try:
-        raw = json.loads(hit[1].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFormatError(f"{path}: model metadata is not valid JSON ({err})") from None
+    lim = limits()
+    raw = parse_json(
+        hit[1],
+        f"{source} [{hit[0]}]",
+        ModelFormatError,
+        max_bytes=lim.json_bytes,
+        max_depth=lim.json_depth,
+    )
+    stem = hit[0][: -len("_metadata.json")]
     if _one(members, "_weights.h5") is not None and _one(members, "_weights.safetensors") is None:
-        stem = hit[0][: -len("_metadata.json")]
-        raw = normalise_original_metadata(raw, stem, path)
-    return ModelMetadata.from_dict(raw, path)
+        raw = normalise_original_metadata(raw, stem, source)
+    else:
+        raw = check_our_metadata(raw, source)
+    return ModelMetadata.from_dict(raw, source)
 
 
 # -- metadata written by the original Ais (any version) ------------------------------------------
@@ -276,6 +317,73 @@ def normalise_original_metadata(raw: Any, stem: str, source: str | Path) -> dict
     return out
 
 
+_OUR_TEXT_FIELDS = ("framework", "framework_version", "arch_name", "created")
+_HPARAM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def check_our_metadata(raw: object, source: str | Path) -> dict[str, Any]:
+    """Our metadata with every known field of the right type, and plain hyper-parameters.
+
+    Why: the metadata decides what gets built. A list where a mapping belongs, a string where a
+    number belongs, or a hyper-parameter such as ``__class__`` must end in one line naming the
+    field, not in a traceback (or worse) inside the architecture's constructor.
+    """
+    if not isinstance(raw, dict):
+        raise ModelFormatError(f"{source}: model metadata is not a JSON object; not an Ais model")
+    out = dict(raw)
+    for key, kind in _TYPED_FIELDS.items():
+        if key in out and out[key] is not None:
+            out[key] = _coerce(out[key], kind, key, source)
+        elif key in out:
+            del out[key]
+    for key in _OUR_TEXT_FIELDS:
+        if key in out:
+            out[key] = _coerce(out[key], str, key, source)
+    if "colour" in out:
+        out["colour"] = _colour(out["colour"], source)
+    hparams = out.get("arch_hparams", {})
+    if not isinstance(hparams, dict):
+        raise ModelFormatError(
+            f"{source}: metadata field 'arch_hparams' should be an object (name: value), got "
+            f"{_short(hparams)}; the file is damaged — train or export it again"
+        )
+    for key, value in hparams.items():
+        if not _HPARAM_KEY.match(key):
+            raise ModelFormatError(
+                f"{source}: hyper-parameter name {_short(key)} is not allowed (letters, digits "
+                "and '_', starting with a letter); refusing this model"
+            )
+        if not _plain_value(value):
+            raise ModelFormatError(
+                f"{source}: hyper-parameter '{key}' is {_short(value)}; only numbers, text, "
+                "true/false/null and lists or objects of those (with plain names) are allowed "
+                "— refusing this model"
+            )
+    return out
+
+
+def _plain_value(value: object) -> bool:
+    """JSON scalars, and lists/objects of them (object keys named like hyper-parameters): all a
+    hyper-parameter may be (the nesting was bounded when the JSON was parsed)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if not all(isinstance(k, str) and _HPARAM_KEY.match(k) for k in node):
+                return False
+            stack.extend(node.values())
+        elif not isinstance(node, str | int | float | bool | type(None)):
+            return False
+    return True
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _coerce(value: Any, kind: type, key: str, source: str | Path) -> Any:
     if kind is bool:
         ok = isinstance(value, bool) or value in (0, 1)
@@ -286,17 +394,24 @@ def _coerce(value: Any, kind: type, key: str, source: str | Path) -> Any:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     else:
         ok = isinstance(value, str)
-    if not ok:
-        raise ModelFormatError(
-            f"{source}: metadata field '{key}' should be {kind.__name__}, got {value!r}"
-        )
-    return kind(value)
+    try:
+        if ok:
+            return kind(value)
+    except (OverflowError, ValueError):
+        pass
+    what = {bool: "true/false", int: "a whole number", float: "a number", str: "text"}[kind]
+    raise ModelFormatError(
+        f"{source}: metadata field '{key}' should be {what}, got {_short(value)}; the file is "
+        "damaged — fix the field or export the model again"
+    )
 
 
 def _colour(value: Any, source: str | Path) -> list[float]:
     ok = isinstance(value, list) and len(value) in (3, 4)
     if not ok or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in value):
-        raise ModelFormatError(f"{source}: metadata 'colour' should be 3 numbers, got {value!r}")
+        raise ModelFormatError(
+            f"{source}: metadata 'colour' should be 3 numbers, got {_short(value)}"
+        )
     return [float(c) for c in value[:3]]
 
 
@@ -369,22 +484,80 @@ def _add_bytes(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def load_scnm(path: str | os.PathLike) -> tuple[AisArch | KerasModel, ModelMetadata]:
-    """Open a .scnm: ours (safetensors) directly; the original's (Keras .h5) via the importer."""
-    path = Path(path)
-    members = read_members(path)
-    metadata = _metadata_from_members(path, members)
+def load_scnm(
+    path: str | os.PathLike, *, inner: InnerSource | None = None, label: str | None = None
+) -> tuple[AisArch | KerasModel, ModelMetadata]:
+    """Open a .scnm: ours (safetensors) directly; the original's (Keras .h5) via the importer.
+
+    ``inner``/``label``: a model inside a group, read in place (see :func:`read_members`).
+    """
+    label = label or str(path)
+    members = read_members(path, inner=inner, label=label)
+    metadata = metadata_from_members(label, members)
     weights = _one(members, "_weights.safetensors")
     if weights is not None:
-        return _load_ours(path, metadata, weights[1]), metadata
+        return _load_ours(label, metadata, weights), metadata
     h5 = _one(members, "_weights.h5")
     if h5 is not None:
-        return _load_original(path, metadata, h5), metadata
-    raise ModelFormatError(f"{path}: no '*_weights.safetensors' or '*_weights.h5' inside")
+        return _load_original(label, metadata, h5), metadata
+    raise ModelFormatError(f"{label}: no '*_weights.safetensors' or '*_weights.h5' inside")
+
+
+SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2}
+SAFETENSORS_DTYPES |= {"I8": 1, "U8": 1, "BOOL": 1}
+
+
+def safetensors_parameters(payload: bytes, source: str) -> int:
+    """Element count from a safetensors header alone (:func:`safetensors_shapes`)."""
+    return sum(math.prod(shape) for shape in safetensors_shapes(payload, source).values())
+
+
+def safetensors_shapes(payload: bytes, source: str) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape from a safetensors header alone, after the checks the loader runs.
+
+    The header (8-byte length + JSON) must fit in the payload and every tensor's dtype, shape
+    and byte range must agree with each other and lie inside it; the loader runs this before
+    handing the bytes to safetensors, and ``models info`` runs the same function.
+    """
+    if len(payload) < 8:
+        raise ModelFormatError(f"{source}: weights file is truncated")
+    (length,) = struct.unpack("<Q", payload[:8])
+    if length > len(payload) - 8:
+        raise ModelFormatError(f"{source}: weights header is longer than the file (truncated?)")
+    lim = limits()
+    header = parse_json(
+        payload[8 : 8 + length],
+        f"{source} (header)",
+        ModelFormatError,
+        max_bytes=lim.json_bytes,
+        max_depth=4,
+    )
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"{source}: weights header is not a JSON object")
+    data_bytes, shapes = len(payload) - 8 - length, {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            itemsize = SAFETENSORS_DTYPES[entry["dtype"]]
+            shape, (begin, end) = entry["shape"], entry["data_offsets"]
+            ints = [*shape, begin, end]
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in ints):
+                raise ValueError("negative or non-integer shape/offsets")
+            count = math.prod(shape)
+            if not begin <= end <= data_bytes or end - begin != count * itemsize:
+                raise ValueError(f"shape {shape} does not match bytes {begin}-{end}")
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFormatError(
+                f"{source}: weights header entry {_short(name)} is not valid ({err}); the file "
+                "is damaged — export the model again"
+            ) from None
+        shapes[name] = tuple(shape)
+    return shapes
 
 
 def _load_original(
-    path: Path, metadata: ModelMetadata, member: tuple[str, bytes]
+    path: str, metadata: ModelMetadata, member: tuple[str, bytes]
 ) -> AisArch | KerasModel:
     """The original's Keras model (read from memory), as our architecture where it matches.
 
@@ -414,17 +587,41 @@ def _load_original(
     return model
 
 
-def _load_ours(path: Path, metadata: ModelMetadata, payload: bytes) -> AisArch:
+def build_ours(path: str, metadata: ModelMetadata, member: tuple[str, bytes]) -> AisArch:
+    """The network our metadata describes, its weights' header checked against it (no weight
+    read yet): everything loading checks before the bytes go to safetensors, so
+    ``ais-torch inspect info`` can run exactly this."""
+    from ais_torch import archs
+
+    name, payload = member
+    if not metadata.arch_name:
+        raise ModelFormatError(f"{path}: metadata names no architecture ('arch_name')")
+    shapes = safetensors_shapes(payload, f"{path} [{name}]")
+    try:
+        model = archs.build(metadata.arch_name, **metadata.arch_hparams)
+    except (AisError, TypeError, ValueError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ModelFormatError(
+            f"{path}: its metadata does not build architecture '{metadata.arch_name}' "
+            f"({_short(first, 200)}); the file is damaged or needs a newer ais_torch or plugin"
+        ) from None
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if wanted != shapes:
+        odd = sorted(set(wanted) ^ set(shapes)) or [k for k in wanted if wanted[k] != shapes[k]]
+        raise ModelFormatError(
+            f"{path}: weights do not fit architecture '{metadata.arch_name}' (first mismatch: "
+            f"{_short(odd[0])}); the file is damaged — export the model again"
+        )
+    return model
+
+
+def _load_ours(path: str, metadata: ModelMetadata, member: tuple[str, bytes]) -> AisArch:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from ais_torch import archs
-
-    if not metadata.arch_name:
-        raise ModelFormatError(f"{path}: metadata names no architecture ('arch_name')")
-    model = archs.build(metadata.arch_name, **metadata.arch_hparams)
+    model = build_ours(path, metadata, member)
     try:
-        state = load(payload)
+        state = load(member[1])
         model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError) as err:
         first = str(err).splitlines()[0]

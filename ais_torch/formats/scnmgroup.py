@@ -9,30 +9,29 @@ before a byte is read, and inner models are opened only from a private temporary
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
-import shutil
 import tarfile
-import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ais_torch.errors import AisInputError, ModelFormatError
+from ais_torch.formats.archive import TarRules, open_tar, parse_json, read_member
 from ais_torch.formats.atomic import atomic_output
+from ais_torch.formats.limits import limits
 from ais_torch.formats.scnm import (
-    MAX_MEMBER_BYTES,
+    InnerSource,
     ModelMetadata,
     is_plain_name,
     load_scnm,
     read_metadata,
 )
 
-MAX_GROUP_BYTES = 16 * 1024**3
-MAX_INTERACTIONS_BYTES = 16 * 1024**2
-MAX_MEMBERS = 1000
 INTERACTION_TYPES = {0: "colocalize", 1: "avoid"}
 _MODEL_INDEX = re.compile(r"_model_(\d+)\.scnm$")
 
@@ -127,12 +126,20 @@ def write_scnmgroup(
     return path
 
 
+def group_rules() -> TarRules:
+    """The archive limits of a .scnmgroup (see :mod:`ais_torch.formats.limits`)."""
+    lim = limits()
+    return TarRules(
+        "model group", ModelFormatError, lim.model_members, lim.member_bytes, lim.archive_bytes
+    )
+
+
 def check_group_members(path: Path, members: list[tarfile.TarInfo]) -> None:
-    """Refuse the group unless every member is a plain, bounded ``*.scnm`` or interactions file."""
-    if len(members) > MAX_MEMBERS:
-        raise ModelFormatError(f"{path}: {len(members)} archive members; not a model group")
+    """Refuse the group unless every member is a plain ``*.scnm`` or interactions file.
+
+    Sizes, counts, links and sparse members were checked by :func:`open_tar` already.
+    """
     seen: set[str] = set()
-    total = 0
     for m in members:
         name = m.name
         if not is_plain_name(name):
@@ -140,24 +147,18 @@ def check_group_members(path: Path, members: list[tarfile.TarInfo]) -> None:
                 f"{path}: archive member '{name}' has a path (absolute, '..' or folders); "
                 "refusing to open this model group — it may be malicious"
             )
-        if not m.isreg() or m.issparse():
+        if not m.isreg():
             raise ModelFormatError(
                 f"{path}: archive member '{name}' is a link, device or folder; refusing it"
             )
         if not (name.endswith(".scnm") or name.endswith("_interactions.json")):
             raise ModelFormatError(
                 f"{path}: unexpected archive member '{name}' (only *.scnm and "
-                "*_interactions.json belong in a .scnmgroup)"
+                "*_interactions.json belong in a .scnmgroup); refusing this model group"
             )
         if name in seen:
             raise ModelFormatError(f"{path}: archive member '{name}' appears twice")
         seen.add(name)
-        limit = MAX_INTERACTIONS_BYTES if name.endswith(".json") else MAX_MEMBER_BYTES
-        if m.size > limit:
-            raise ModelFormatError(f"{path}: archive member '{name}' is implausibly large")
-        total += m.size
-    if total > MAX_GROUP_BYTES:
-        raise ModelFormatError(f"{path}: members add up to {total} bytes; implausibly large")
     if sum(n.endswith("_interactions.json") for n in seen) > 1:
         raise ModelFormatError(f"{path}: more than one '*_interactions.json' inside")
 
@@ -172,13 +173,38 @@ def list_group(path: str | os.PathLike) -> list[tarfile.TarInfo]:
     path = Path(path)
     if not path.is_file():
         raise ModelFormatError(f"{path}: model group file not found; check the path")
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            members = tar.getmembers()
-    except (tarfile.TarError, EOFError, OSError) as err:
-        raise ModelFormatError(f"{path}: not a readable .scnmgroup archive ({err})") from None
-    check_group_members(path, members)
-    return members
+    with open_tar(path, str(path), group_rules()) as (_, members):
+        check_group_members(path, members)
+        return members
+
+
+@contextlib.contextmanager
+def inner_models(
+    path: str | os.PathLike,
+) -> Iterator[tuple[list[tarfile.TarInfo], Iterator[tuple[tarfile.TarInfo, InnerSource, str]]]]:
+    """``(members, models)``: the checked headers, and each ``*.scnm`` member in index order as
+    ``(member, (file object, size), label)`` to read in place — never a copy on disk, so a
+    killed process leaves nothing behind."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: model group file not found; check the path")
+    with open_tar(path, str(path), group_rules()) as (tar, members):
+        check_group_members(path, members)  # all headers checked before any data is read
+        scnms = sorted(
+            (m for m in members if m.name.endswith(".scnm")), key=lambda m: _model_order(m.name)
+        )
+        if not scnms:
+            raise ModelFormatError(f"{path}: no '*.scnm' model inside; not a model group")
+
+        def each() -> Iterator[tuple[tarfile.TarInfo, InnerSource, str]]:
+            for m in scnms:
+                src = tar.extractfile(m)
+                if src is None:
+                    raise ModelFormatError(f"{path}: archive member '{m.name}' is unreadable")
+                with src:
+                    yield m, (src, m.size), f"{path} [{m.name}]"
+
+        yield members, each()
 
 
 def read_scnmgroup(
@@ -188,39 +214,21 @@ def read_scnmgroup(
 
     Each interaction dict gains ``parent_index`` and ``partner_index`` (positions in the model
     list). With ``load_weights=False`` the models are ``None`` (metadata only, for listings).
+    Inner models are read in place from the group (no temporary copy on disk), each through the
+    same checks as a lone ``.scnm``.
     """
     path = Path(path)
-    members = list_group(path)  # all headers checked before any data is read
-    scnms = sorted(
-        (m for m in members if m.name.endswith(".scnm")), key=lambda m: _model_order(m.name)
-    )
-    if not scnms:
-        raise ModelFormatError(f"{path}: no '*.scnm' model inside; not a model group")
     models: list[tuple[Any, ModelMetadata]] = []
-    raw_interactions: Any = []
-    try:
-        with tarfile.open(path, mode="r:") as tar, tempfile.TemporaryDirectory() as tmp:
-            for m in members:
-                if m.name.endswith("_interactions.json"):
-                    raw_interactions = _read_json(tar, m, path)
-            for i, m in enumerate(scnms):
-                inner = Path(tmp) / f"model_{i}.scnm"  # our own name, never the member's
-                src = tar.extractfile(m)
-                if src is None:
-                    raise ModelFormatError(f"{path}: archive member '{m.name}' is unreadable")
-                with src, open(inner, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                try:
-                    if load_weights:
-                        models.append(load_scnm(inner))
-                    else:
-                        models.append((None, read_metadata(inner)))
-                except ModelFormatError as err:
-                    msg = str(err).replace(str(inner), f"{path} [{m.name}]")
-                    raise ModelFormatError(msg) from None
-                inner.unlink()
-    except (tarfile.TarError, EOFError) as err:
-        raise ModelFormatError(f"{path}: not a readable .scnmgroup archive ({err})") from None
+    raw_interactions: object = []
+    with inner_models(path) as (members, inner):
+        for m in members:
+            if m.name.endswith("_interactions.json"):
+                raw_interactions = _interactions_json(path, m)
+        for m, source, label in inner:
+            if load_weights:
+                models.append(load_scnm(m.name, inner=source, label=label))
+            else:
+                models.append((None, read_metadata(m.name, inner=source, label=label)))
     if not isinstance(raw_interactions, list):
         raise ModelFormatError(f"{path}: interactions JSON should be a list")
     checked = [_check_interaction(i, str(path)) for i in raw_interactions]
@@ -228,13 +236,14 @@ def read_scnmgroup(
     return models, _link(checked, titles, str(path))
 
 
-def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> Any:
-    src = tar.extractfile(member)
-    if src is None:
-        raise ModelFormatError(f"{path}: archive member '{member.name}' is unreadable")
-    with src:
-        data = src.read(MAX_INTERACTIONS_BYTES + 1)
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFormatError(f"{path}: '{member.name}' is not valid JSON ({err})") from None
+def _interactions_json(path: Path, member: tarfile.TarInfo) -> object:
+    lim = limits()
+    with open_tar(path, str(path), group_rules()) as (tar, _):
+        data = read_member(tar, member, str(path), ModelFormatError)
+    return parse_json(
+        data,
+        f"{path} [{member.name}]",
+        ModelFormatError,
+        max_bytes=lim.json_bytes,
+        max_depth=lim.json_depth,
+    )

@@ -8,8 +8,10 @@
   label, raw intensities, page description ``apix=XX.XX``. Read only.
 
 Members are read straight from the archive (never extracted); members with absolute or ``..``
-paths are refused and links/devices ignored, and the amount read is capped, so a hostile or
-corrupt file cannot write anywhere or exhaust memory.
+paths, links, devices and sparse members are refused, and every size (member headers, each
+box's MRC header, the decoded set) is checked against the file and the limits of
+:mod:`ais_torch.formats.limits` before anything is read, so a hostile or corrupt file cannot
+write anywhere or exhaust memory.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tarfile
@@ -32,12 +35,12 @@ import mrcfile.utils
 import numpy as np
 
 from ais_torch.errors import AisInputError
+from ais_torch.formats.archive import TarRules, compression_of, open_tar, parse_json, read_member
 from ais_torch.formats.atomic import atomic_output
 from ais_torch.formats.boxset import BoxSet
+from ais_torch.formats.limits import ENV, human, limits
+from ais_torch.formats.mrc import MrcHeader, parse_mrc_header
 
-MAX_TOTAL_BYTES = 8 * 2**30
-"""Default cap on the bytes read from one tar training set (raise it with ``max_bytes``)."""
-MAX_MEMBER_BYTES = 256 * 2**20
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _NOT_SCNT = "not an Ais training set (.scnt)"
 # original sources.json key -> ours
@@ -59,12 +62,29 @@ def box_hash(tomogram: str, feature: str, z: int, y: int, x: int) -> str:
     return hashlib.md5(f"{tomogram}_{feature}_{z}_{y}_{x}".encode()).hexdigest()[:16]
 
 
+def training_rules(max_bytes: int | None = None) -> TarRules:
+    """The archive limits of a .scnt (see :mod:`ais_torch.formats.limits`)."""
+    lim = limits()
+    total = lim.training_set_bytes if max_bytes is None else int(max_bytes)
+    return TarRules(
+        "training set",
+        AisInputError,
+        lim.training_members,
+        min(lim.member_bytes, total),
+        total,
+        members_field="training_members",
+        member_field="member_bytes" if lim.member_bytes <= total else "training_set_bytes",
+        total_field="training_set_bytes",
+    )
+
+
 def read_scnt(
-    path: str | os.PathLike, *, apix: float | None = None, max_bytes: int = MAX_TOTAL_BYTES
+    path: str | os.PathLike, *, apix: float | None = None, max_bytes: int | None = None
 ) -> BoxSet:
     """Read a ``.scnt`` training set (1.2 tar or legacy TIFF) as a :class:`BoxSet`.
 
     ``apix`` is used only when the file records no pixel size (some legacy TIFFs).
+    ``max_bytes`` overrides the training-set limit (``AIS_TORCH_MAX_TRAINING_SET_BYTES``).
     """
     path = Path(path)
     if not path.exists():
@@ -72,28 +92,35 @@ def read_scnt(
     if path.is_dir():
         raise AisInputError(f"{path}: is a folder; give the .scnt file inside it")
     with open(path, "rb") as fh:
-        magic = fh.read(4)
-    if magic in _TIFF_MAGICS:
+        magic = fh.read(8)
+    if magic[:4] in _TIFF_MAGICS:
         return _read_legacy_tiff(path, apix)
-    try:
-        tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError, EOFError):
+    if compression_of(magic) is None and not _looks_like_tar(path):
         raise AisInputError(
             f"{path}: {_NOT_SCNT} — neither a tar (Ais 1.2) nor a TIFF (older Ais); "
             "create it with Ais or ais_torch"
-        ) from None
-    with tar:
-        return _read_tar(path, tar, apix, max_bytes)
+        )
+    with open_tar(path, str(path), training_rules(max_bytes)) as (tar, infos):
+        return _read_tar(path, tar, infos, apix)
 
 
-def _read_tar(path: Path, tar: tarfile.TarFile, apix: float | None, max_bytes: int) -> BoxSet:
-    members: dict[str, tarfile.TarInfo] = {}
+def _looks_like_tar(path: Path) -> bool:
+    """The first header block's checksum is valid (what ``tarfile.is_tarfile`` tests, cheaply)."""
+    with open(path, "rb") as fh:
+        block = fh.read(512)
+    if len(block) < 512:
+        return False
     try:
-        infos = tar.getmembers()
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise AisInputError(
-            f"{path}: damaged tar archive ({err}); copy or export it again"
-        ) from None
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def _read_tar(
+    path: Path, tar: tarfile.TarFile, infos: list[tarfile.TarInfo], apix: float | None
+) -> BoxSet:
+    members: dict[str, tarfile.TarInfo] = {}
     for info in infos:
         name = info.name.removeprefix("./")
         parts = PurePosixPath(name).parts
@@ -106,11 +133,8 @@ def _read_tar(path: Path, tar: tarfile.TarFile, apix: float | None, max_bytes: i
             members[name] = info
     if "metadata.json" not in members:
         raise AisInputError(f"{path}: {_NOT_SCNT} — the archive has no metadata.json")
-    budget = _Budget(path, max_bytes)
-    meta = _read_json(tar, members["metadata.json"], path, budget)
-    sources = (
-        _read_json(tar, members["sources.json"], path, budget) if "sources.json" in members else {}
-    )
+    meta = _read_json(tar, members["metadata.json"], path)
+    sources = _read_json(tar, members["sources.json"], path) if "sources.json" in members else {}
     if not isinstance(meta, dict) or not isinstance(sources, dict):
         raise AisInputError(
             f"{path}: {_NOT_SCNT} — metadata.json/sources.json are not JSON objects"
@@ -123,35 +147,37 @@ def _read_tar(path: Path, tar: tarfile.TarFile, apix: float | None, max_bytes: i
     )
     if not hashes:
         raise AisInputError(f"{path}: the training set holds no boxes; extract it again")
-    images, labels, srcs = [], [], []
+    pairs = []
     for h in hashes:
         x_name, y_name = f"{flavour}/{h}.mrc", f"y/{h}.mrc"
         if x_name not in members or y_name not in members:
             raise AisInputError(
-                f"{path}: box {h} lacks {x_name} or {y_name}; the training set is incomplete, "
-                "extract it again"
+                f"{path}: box {_short(h)} lacks {x_name} or {y_name}; the training set is "
+                "incomplete, extract it again"
             )
-        x = _read_mrc_member(tar, members[x_name], path, budget)
-        y = _read_mrc_member(tar, members[y_name], path, budget)
+        pairs.append((h, members[x_name], members[y_name]))
+    shape = _check_boxes(path, tar, pairs)
+    images = np.empty((len(pairs), *shape), np.float32)  # bounded by _check_boxes
+    labels = np.empty((len(pairs), *shape[1:]), np.uint8)
+    srcs = []
+    for i, (h, x_info, y_info) in enumerate(pairs):
+        x = _read_mrc_member(tar, x_info, path)
+        y = _read_mrc_member(tar, y_info, path)
         x = x[None] if x.ndim == 2 else x
         y = y.reshape(y.shape[-2:]) if y.ndim == 3 and y.shape[0] == 1 else y
-        if x.ndim != 3 or y.ndim != 2 or x.shape[1:] != y.shape:
+        if x.shape != shape or y.shape != shape[1:]:
             raise AisInputError(
-                f"{path}: box {h} has image {x.shape} and label {y.shape}; expected (D, B, B) "
-                "and (B, B) — the training set is damaged"
+                f"{path}: box {h} has image {x.shape} and label {y.shape}; expected {shape} "
+                f"and {shape[1:]} like the first box — the training set is damaged"
             )
-        if images and x.shape != images[0].shape:
-            raise AisInputError(
-                f"{path}: box {h} is {x.shape} but earlier boxes are {images[0].shape}; "
-                "the training set is damaged"
-            )
-        images.append(x.astype(np.float32))
-        labels.append(_labels_012(y, path, y_name))
-        srcs.append(_our_source(sources.get(h, {}), h))
+        images[i] = x
+        labels[i] = _labels_012(y, path, y_info.name)
+        source = sources.get(h, {})
+        srcs.append(_our_source(source if isinstance(source, dict) else {}, h))
     feature = _feature_name(meta, srcs, path)
     return BoxSet(
-        images=np.stack(images),
-        labels=np.stack(labels),
+        images=images,
+        labels=labels,
         apix=_apix(meta.get("apix"), apix, path),
         feature=feature,
         sources=srcs,
@@ -159,48 +185,82 @@ def _read_tar(path: Path, tar: tarfile.TarFile, apix: float | None, max_bytes: i
     )
 
 
-class _Budget:
-    """Counts bytes read from an archive; refuses members or totals beyond the caps."""
-
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        self.path, self.left = path, int(max_bytes)
-
-    def take(self, info: tarfile.TarInfo) -> None:
-        if info.size > MAX_MEMBER_BYTES:
+def _check_boxes(
+    path: Path, tar: tarfile.TarFile, pairs: list[tuple[str, tarfile.TarInfo, tarfile.TarInfo]]
+) -> tuple[int, int, int]:
+    """The box shape ``(D, B, B)`` after checking every box's MRC headers (1 KB each) against
+    their member sizes and the box limits, and the decoded set against the training-set limit,
+    before any box is read."""
+    lim = limits()
+    shape: tuple[int, int, int] | None = None
+    for h, x_info, y_info in pairs:
+        x = _member_header(tar, x_info, path)
+        y = _member_header(tar, y_info, path)
+        x_shape = x.shape if len(x.shape) == 3 else (1, *x.shape)
+        d, b1, b2 = x_shape
+        if max(b1, b2) > lim.box_px or d > lim.box_depth:
             raise AisInputError(
-                f"{self.path}: member {info.name} is {info.size} bytes, too large for a training "
-                "box; the file is damaged or not an Ais training set"
+                f"{path}: box {_short(h)} is {d}×{b1}×{b2} voxels, above the limit of "
+                f"{lim.box_depth}×{lim.box_px}×{lim.box_px}; the file is damaged or forged (if "
+                f"you trust it, raise {ENV['box_px']} / {ENV['box_depth']})"
             )
-        self.left -= info.size
-        if self.left < 0:
+        if y.shape[-2:] != (b1, b2) or math.prod(y.shape[:-2]) != 1:
             raise AisInputError(
-                f"{self.path}: training set is larger than the read limit; pass a larger "
-                "max_bytes to read_scnt if you trust this file"
+                f"{path}: box {_short(h)} has image {x_shape} and label {y.shape}; expected "
+                "(D, B, B) and (B, B) — the training set is damaged"
             )
+        if shape is None:
+            shape = (d, b1, b2)
+            decoded = len(pairs) * (d * b1 * b2 * 4 + b1 * b2)
+            if decoded > lim.training_set_bytes:
+                raise AisInputError(
+                    f"{path}: {len(pairs)} boxes of {d}×{b1}×{b2} need {human(decoded)} in "
+                    f"memory, above the {human(lim.training_set_bytes)} limit (if you trust "
+                    f"this file, raise {ENV['training_set_bytes']})"
+                )
+        elif (d, b1, b2) != shape:
+            raise AisInputError(
+                f"{path}: box {_short(h)} is {(d, b1, b2)} but earlier boxes are {shape}; "
+                "the training set is damaged"
+            )
+    assert shape is not None
+    return shape
 
 
-def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path, budget: _Budget) -> bytes:
-    budget.take(info)
-    fh = tar.extractfile(info)
-    if fh is None:
+def _member_header(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> MrcHeader:
+    """An MRC member's header, its claimed size checked against the member's real size."""
+    handle = tar.extractfile(info)
+    if handle is None:
         raise AisInputError(f"{path}: member {info.name} cannot be read")
-    data = fh.read(info.size)
-    if len(data) != info.size:
-        raise AisInputError(f"{path}: member {info.name} is truncated; copy the file again")
-    return data
+    with handle:
+        head = handle.read(1024)
+    label = f"{path} [{info.name}]"
+    header = parse_mrc_header(head, label)
+    if header.total_bytes > info.size:
+        raise AisInputError(
+            f"{label}: MRC header promises {header.total_bytes} bytes but the member holds "
+            f"{info.size}; the training set is damaged or forged — extract it again"
+        )
+    return header
 
 
-def _read_json(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path, budget: _Budget) -> Any:
-    try:
-        return json.loads(_read_member(tar, info, path, budget))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise AisInputError(f"{path}: {info.name} is not valid JSON ({err})") from None
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _read_mrc_member(
-    tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path, budget: _Budget
-) -> np.ndarray:
-    raw = _read_member(tar, info, path, budget)
+def _read_json(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> object:
+    lim = limits()
+    return parse_json(
+        read_member(tar, info, str(path), AisInputError),
+        f"{path} [{info.name}]",
+        AisInputError,
+        max_bytes=lim.json_bytes,
+        max_depth=lim.json_depth,
+    )
+
+
+def _read_mrc_member(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> np.ndarray:
+    raw = read_member(tar, info, str(path), AisInputError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

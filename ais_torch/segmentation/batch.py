@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ais_torch.errors import AisError, AisInputError, ConfigError
+from ais_torch.formats.atomic import check_output_folder, output_error
+from ais_torch.formats.copick import CopickOptions, CopickTomogramRef
 from ais_torch.formats.mrc import VolumeWriter, read_header_info, read_volume
 from ais_torch.segmentation.api import (
     ModelSpec,
@@ -32,12 +34,17 @@ from ais_torch.segmentation.api import (
     run_segmenter,
 )
 from ais_torch.segmentation.engine import EngineOptions, memory_estimate, plan, slab_for
-from ais_torch.segmentation.loading import LoadedModel, output_name, resolve_data
+from ais_torch.segmentation.loading import LoadedModel, as_list, output_name, resolve_data
 from ais_torch.segmentation.scheduling import OutputLock, detect_rank, split_work
 from ais_torch.segmentation.sinks import StreamSink, remove_partials_of
 
 if TYPE_CHECKING:
     from tqdm import tqdm
+
+    from ais_torch.formats.mrc import Volume
+
+Tomogram = Path | CopickTomogramRef
+"""A tomogram file (MRC or OME-Zarr) or one run's tomogram in a copick project."""
 
 
 @dataclass
@@ -48,7 +55,9 @@ class SegmentReport:
     skipped: list[Path] = field(default_factory=list)
     busy: list[Path] = field(default_factory=list)
     """Outputs another live run holds a lock on (it is writing them)."""
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[Tomogram, str]] = field(default_factory=list)
+    copick: list[str] = field(default_factory=list)
+    """copick segmentations written into the project (one per model and run)."""
     seconds: float = 0.0
     memory_bytes: int = 0
 
@@ -85,6 +94,7 @@ def segment(
     prefetch: int = 2,
     progress: bool = True,
     verbose: bool = True,
+    copick: CopickOptions | Mapping[str, object] | None = None,
 ) -> SegmentReport:
     """Segment every tomogram in ``data`` with every model in ``models`` into the folder ``out``.
 
@@ -95,7 +105,9 @@ def segment(
     ``postprocess``: ``"auto"`` builds the competition/interaction step from ``interactions``
     (and a ``.scnmgroup``'s rules) when ``ais_torch.interactions.plan`` is installed; a
     function ``f({title: volume}, voxel_size_A) -> {title: volume}`` is used as given;
-    ``None`` switches post-processing off.
+    ``None`` switches post-processing off. ``copick``: which runs, spacing and tomogram type to
+    read when ``data`` names a copick config, and the user/session the segmentations are written
+    under (``docs/copick.md``).
     """
     started = time.perf_counter()
     say = _printer(verbose)
@@ -113,9 +125,7 @@ def segment(
         prefetch=int(prefetch),
     )
     options.check()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AisInputError(f"out={out}: is a file; give a folder for the segmentations")
+    out = check_output_folder(out)  # a file, a read-only or non-creatable folder: one line now
 
     segmenter = Segmenter.build(
         models,
@@ -132,7 +142,9 @@ def segment(
         progress=progress,
     )
     rank = detect_rank()
-    tomograms = split_work(_not_outputs(resolve_data(data), segmenter.models), rank)
+    opts = copick if isinstance(copick, CopickOptions) else CopickOptions.from_mapping(copick)
+    sources = _sources(data, segmenter, opts, options.model_apix, say)
+    tomograms = split_work(_not_outputs(sources, segmenter.models), rank)
     say(
         f"segment: {len(tomograms)} tomogram(s) × {len(segmenter.models)} model(s) "
         f"[{', '.join(segmenter.titles)}] → {out}" + (f"  ({rank})" if rank.world_size > 1 else "")
@@ -140,15 +152,21 @@ def segment(
     say(f"device: {describe_backends(segmenter.backends)}; mode={options.mode}, tta={options.tta}")
 
     report = SegmentReport()
-    missing = [t for t in tomograms if not t.exists()]
+    missing = [t for t in tomograms if isinstance(t, Path) and not t.exists()]
     for t in missing:  # said before any progress bar, and never tried
         report.failed.append((t, f"{t}: file not found; check the path"))
         say(f"error: {t}: file not found; check the path (the others go on)")
     tomograms = [t for t in tomograms if t not in missing]
-    headers = _headers(tomograms)
+    headers = _headers(tomograms, _target_apix(segmenter, options.model_apix))
+    for t in tomograms:
+        if _is_zarr(t) and t in headers:
+            say(f"{t}: OME-Zarr level at {headers[t][1]:g} Å (nearest the model's pixel size)")
     report.memory_bytes = _announce_memory(headers, segmenter, say)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(out / "x", err) from None
     try:
         _run_batch(
             tomograms,
@@ -160,7 +178,9 @@ def segment(
             use_locks=locks,
             progress=progress,
             report=report,
+            say=say,
         )
+        _publish_copick(tomograms, segmenter, out, opts, overwrite, report, say)
     finally:
         if created and not any(out.iterdir()):
             out.rmdir()  # a run that wrote nothing leaves no empty folder behind
@@ -183,7 +203,109 @@ def _printer(verbose: bool) -> Callable[[str], None]:
     return say
 
 
-def _not_outputs(tomograms: list[Path], loaded: list[LoadedModel]) -> list[Path]:
+def _sources(
+    data: str | os.PathLike | Sequence[str | os.PathLike],
+    segmenter: Segmenter,
+    copick: CopickOptions,
+    model_apix: float | None,
+    say: Callable[[str], None],
+) -> list[Tomogram]:
+    """Files as :func:`resolve_data` finds them, plus one tomogram per run of each copick config
+    (at the spacing nearest the first model's pixel size); copick names are checked up front."""
+    from ais_torch.formats import copick as cp
+
+    items = as_list(data)  # type: ignore[arg-type]
+    configs = [i for i in items if i.lower().endswith(".json")]
+    files = [i for i in items if i not in configs]
+    found: list[Tomogram] = list(resolve_data(files)) if files or not configs else []
+    target = _target_apix(segmenter, model_apix)
+    for config in configs:
+        root = cp.open_project(config)
+        for m in segmenter.models:
+            cp.object_for_title(root, m.title, config)
+        refs = cp.find_tomograms(config, copick, target)
+        spacings = sorted({f"{r.voxel_size_A:g} Å {r.tomo_type}" for r in refs})
+        say(f"copick: {len(refs)} run(s) of {config} ({', '.join(spacings)})")
+        found.extend(refs)
+    return found
+
+
+def _target_apix(segmenter: Segmenter, model_apix: float | None) -> float | None:
+    """The pixel size a tomogram should best have: model_apix=, else the first model's."""
+    if model_apix:
+        return float(model_apix)
+    apix = float(getattr(segmenter.models[0].metadata, "apix", -1.0) or -1.0)
+    return apix if apix > 0 else None
+
+
+def _is_zarr(t: Tomogram) -> bool:
+    return isinstance(t, Path) and t.is_dir() and t.suffix.lower() == ".zarr"
+
+
+def _open(t: Tomogram, data_apix: float | None, target_A: float | None) -> Volume:
+    """Any tomogram as a Volume: a memory-mapped MRC, or a lazy zarr array (copick, OME-Zarr)."""
+    if isinstance(t, CopickTomogramRef):
+        return t.open()
+    if _is_zarr(t):
+        from ais_torch.formats.zarr import open_ome_zarr
+
+        return open_ome_zarr(t, target_A=target_A, voxel_size_A=data_apix or None)
+    return read_volume(t, voxel_size_A=data_apix or None, check_finite=False)
+
+
+def _result_name(t: Tomogram, title: str) -> str:
+    return t.result_name(title) if isinstance(t, CopickTomogramRef) else output_name(t, title)
+
+
+def _publish_copick(
+    tomograms: Sequence[Tomogram],
+    segmenter: Segmenter,
+    out: Path,
+    opts: CopickOptions,
+    overwrite: bool,
+    report: SegmentReport,
+    say: Callable[[str], None],
+) -> None:
+    """Copy each copick run's finished ``.mrc`` outputs into the project as segmentations.
+
+    Runs after the batch, so a rerun publishes what an interrupted one left out; the copy is
+    slab by slab and appears in the project only when complete (local overlays).
+    """
+    from ais_torch.formats import copick as cp
+
+    dtype = np.uint8 if segmenter.options.dtype == "uint8" else np.float32
+    written = set(report.written)
+    for t in tomograms:
+        if not isinstance(t, CopickTomogramRef):
+            continue
+        root = cp.open_project(t.config)
+        for m in segmenter.models:
+            mrc = out / t.result_name(m.title)
+            if not mrc.is_file():
+                continue
+            name = cp.object_for_title(root, m.title, str(t.config))
+            keys = {"user_id": opts.user_id, "session_id": opts.session_id}
+            fresh = overwrite and mrc in written
+            try:
+                if not fresh and cp.segmentation_exists(
+                    t.config, t.run, name, t.voxel_size_A, **keys
+                ):
+                    continue
+                volume = read_volume(mrc, check_finite=False)
+                where = cp.write_segmentation(
+                    t.config, t.run, name, volume.data, voxel_size_A=t.voxel_size_A,
+                    dtype=dtype, **keys,
+                )  # fmt: skip
+            except AisError as err:
+                report.failed.append((t, _one_line(t, err)))
+                continue
+            report.copick.append(where)
+    if report.copick:
+        ids = f"{opts.user_id}/{opts.session_id}"
+        say(f"copick: wrote {len(report.copick)} segmentation(s) as {ids}")
+
+
+def _not_outputs(tomograms: list[Tomogram], loaded: list[LoadedModel]) -> list[Tomogram]:
     """Leave out our own outputs (``*__<title>.mrc``) when ``data`` is the output folder."""
     suffixes = tuple(f"__{m.title}.mrc" for m in loaded)
     return [t for t in tomograms if not t.name.endswith(suffixes)]
@@ -198,11 +320,20 @@ def _z_range(z_range: Sequence[int] | None) -> tuple[int, int] | None:
     return int(values[0]), int(values[1])
 
 
-def _headers(tomograms: list[Path]) -> dict[Path, tuple[tuple[int, int, int], float]]:
+def _headers(
+    tomograms: list[Tomogram], target_A: float | None = None
+) -> dict[Tomogram, tuple[tuple[int, int, int], float]]:
     """Shape and voxel size of every readable tomogram (headers only; bad files are left out)."""
-    found = {}
+    found: dict[Tomogram, tuple[tuple[int, ...], float]] = {}
     for t in tomograms:
         with contextlib.suppress(AisError, OSError, ValueError):
+            if isinstance(t, CopickTomogramRef):
+                found[t] = (t.shape, t.voxel_size_A)
+                continue
+            if _is_zarr(t):
+                volume = _open(t, None, target_A)
+                found[t] = (volume.shape, volume.voxel_size_A)
+                continue
             shape, _, size = read_header_info(t)
             if len(shape) == 3:
                 found[t] = (tuple(int(n) for n in shape), float(size))
@@ -210,7 +341,7 @@ def _headers(tomograms: list[Path]) -> dict[Path, tuple[tuple[int, int, int], fl
 
 
 def _announce_memory(
-    headers: dict[Path, tuple[tuple[int, int, int], float]],
+    headers: dict[Tomogram, tuple[tuple[int, int, int], float]],
     segmenter: Segmenter,
     say: Callable[[str], None],
 ) -> int:
@@ -261,8 +392,8 @@ def _n(shape: Sequence[int]) -> int:
 
 
 def _run_batch(
-    tomograms: list[Path],
-    headers: dict[Path, tuple[tuple[int, int, int], float]],
+    tomograms: list[Tomogram],
+    headers: dict[Tomogram, tuple[tuple[int, int, int], float]],
     segmenter: Segmenter,
     out: Path,
     *,
@@ -271,6 +402,7 @@ def _run_batch(
     use_locks: bool,
     progress: bool,
     report: SegmentReport,
+    say: Callable[[str], None],
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -286,7 +418,7 @@ def _run_batch(
     )
     try:
         for tomo, size in zip(tomograms, sizes, strict=True):
-            targets = {m.title: out / output_name(tomo, m.title) for m in loaded}
+            targets = {m.title: out / _result_name(tomo, m.title) for m in loaded}
             todo = [m for m in loaded if overwrite or not targets[m.title].exists()]
             if hook is not None and todo:
                 todo = list(loaded)  # post-processing needs every model's prediction
@@ -295,12 +427,15 @@ def _run_batch(
             if not todo:
                 overall.update(size)
                 continue
-            held, todo = _lock(todo, targets, use_locks, all_or_none=hook is not None)
-            overall.update(size // len(loaded) * (len(loaded) - len(todo)))
-            report.busy.extend(
-                targets[m.title] for m in loaded if m not in todo and targets[m.title] not in done
-            )
+            held: list[OutputLock] = []
             try:
+                held, todo = _lock(todo, targets, use_locks, all_or_none=hook is not None, say=say)
+                overall.update(size // len(loaded) * (len(loaded) - len(todo)))
+                report.busy.extend(
+                    targets[m.title]
+                    for m in loaded
+                    if m not in todo and targets[m.title] not in done
+                )
                 if todo:
                     bar = tqdm(
                         total=size // len(loaded) * len(todo),
@@ -327,18 +462,29 @@ def _run_batch(
 
 
 def _lock(
-    todo: list[LoadedModel], targets: dict[str, Path], use_locks: bool, *, all_or_none: bool
+    todo: list[LoadedModel],
+    targets: dict[str, Path],
+    use_locks: bool,
+    *,
+    all_or_none: bool,
+    say: Callable[[str], None],
 ) -> tuple[list[OutputLock], list[LoadedModel]]:
     """Lock each output; returns (locks held, models whose outputs this run may write)."""
     if not use_locks:
         return [], todo
-    held, mine = [], []
-    for m in todo:
-        lock = OutputLock(targets[m.title])
-        if lock.acquire():
-            held.append(lock)
-            mine.append(m)
-            remove_partials_of(targets[m.title])  # left by a killed run; we hold the lock now
+    held: list[OutputLock] = []
+    mine: list[LoadedModel] = []
+    try:
+        for m in todo:
+            lock = OutputLock(targets[m.title], say=say)
+            if lock.acquire():
+                held.append(lock)
+                mine.append(m)
+                remove_partials_of(targets[m.title])  # left by a killed run; the lock is ours
+    except BaseException:
+        for lock in held:
+            lock.release()
+        raise
     if all_or_none and len(mine) != len(todo):
         for lock in held:
             lock.release()
@@ -347,7 +493,7 @@ def _lock(
 
 
 def _one_tomogram(
-    tomo: Path,
+    tomo: Tomogram,
     todo: list[LoadedModel],
     segmenter: Segmenter,
     targets: dict[str, Path],
@@ -356,7 +502,8 @@ def _one_tomogram(
     overall: tqdm,
 ) -> list[Path]:
     """Read the tomogram once, run the models in ``todo``, write their outputs atomically."""
-    volume = read_volume(tomo, voxel_size_A=data_apix or None, check_finite=False)
+    target = _target_apix(segmenter, segmenter.options.model_apix)
+    volume = _open(tomo, data_apix, target)
     if volume.data.ndim != 3 or volume.data.shape[0] < 1:
         raise AisInputError(f"{tomo}: not a 3D volume")
     out_dtype = np.uint8 if segmenter.options.dtype == "uint8" else np.float32
@@ -402,7 +549,7 @@ def _list_written(written: Sequence[Path], out: Path, say: Callable[[str], None]
             say(f"wrote {path}")
 
 
-def _one_line(tomo: Path, err: BaseException) -> str:
+def _one_line(tomo: Tomogram, err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     if isinstance(err, AisError):
         return text if str(tomo) in text else f"{tomo}: {text}"

@@ -3,7 +3,9 @@
 Models: a ``.scnm`` (ours or the original's), a ``.scnmgroup`` (several models + their
 interactions), an ``.onnx`` exported by ais_torch, or a bare Keras ``.h5``; several as a list
 or comma-separated. Data: an MRC file, a folder (its ``*.mrc``/``*.rec``/``*.map``), a glob, or
-a ``.txt`` list of paths (one per line, ``#`` comments, relative to the list's folder).
+a ``.txt`` list of paths (one per line, ``#`` comments, relative to the list's folder); an
+OME-Zarr tomogram is a ``*.zarr`` folder (a copick project's config ``.json`` is resolved by
+:mod:`ais_torch.segmentation.batch`).
 """
 
 from __future__ import annotations
@@ -210,6 +212,11 @@ def _is_mrc(path: Path) -> bool:
     return path.suffix.lower() in MRC_SUFFIXES and not path.name.startswith(".")
 
 
+def _is_zarr(path: Path) -> bool:
+    """An OME-Zarr tomogram: a folder named ``*.zarr``."""
+    return path.suffix.lower() == ".zarr" and path.is_dir() and not path.name.startswith(".")
+
+
 def resolve_data(spec: PathSpec) -> list[Path]:
     """Tomogram paths from files, folders, globs and ``.txt`` lists, in order, without repeats.
 
@@ -224,12 +231,14 @@ def resolve_data(spec: PathSpec) -> list[Path]:
         path = Path(text).expanduser()
         if _GLOB_CHARS & set(text):
             hits = sorted(Path(p) for p in globlib.glob(str(path)))
-            hits = [p for p in hits if p.is_file() and _is_mrc(p)]
+            hits = [p for p in hits if (p.is_file() and _is_mrc(p)) or _is_zarr(p)]
             if not hits:
                 raise AisInputError(f"{text}: no MRC files match this pattern")
             out.extend(hits)
+        elif _is_zarr(path):
+            out.append(path)
         elif path.is_dir():
-            hits = sorted(p for p in path.iterdir() if p.is_file() and _is_mrc(p))
+            hits = sorted(p for p in path.iterdir() if (p.is_file() and _is_mrc(p)) or _is_zarr(p))
             if not hits:
                 raise AisInputError(f"{path}: folder holds no {'/'.join(MRC_SUFFIXES[:3])} files")
             out.extend(hits)

@@ -119,8 +119,8 @@ def test_null_fields_get_defaults(shared_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"title": "X", "apix": "ten"}, "'apix' should be float"),
-        ({"title": "X", "box_size": 64.5}, "'box_size' should be int"),
+        ({"title": "X", "apix": "ten"}, "'apix' should be a number"),
+        ({"title": "X", "box_size": 64.5}, "'box_size' should be a whole number"),
         ({"title": "X", "colour": "green"}, "'colour' should be 3 numbers"),
         ([1, 2, 3], "not a JSON object"),
     ],

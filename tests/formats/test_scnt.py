@@ -174,7 +174,7 @@ def _meta() -> bytes:
         ({"metadata.json": _meta(), "y/abc.mrc": b"x"}, "lacks x_main/abc.mrc"),
         (
             {"metadata.json": _meta(), "x_main/abc.mrc": b"junk", "y/abc.mrc": b"junk"},
-            "not a readable MRC",
+            "not an MRC file",
         ),
     ],
 )
@@ -191,7 +191,7 @@ def test_bad_archives_get_one_line_naming_the_file(
 def test_bad_label_values_and_size_cap(tmp_path: Path) -> None:
     boxes = _synthetic(n=2, depth=1)
     out = write_scnt(tmp_path / "ok.scnt", boxes)
-    with pytest.raises(AisInputError, match="read limit") as err:
+    with pytest.raises(AisInputError, match="limit") as err:
         read_scnt(out, max_bytes=4000)
     assert "ok.scnt" in str(err.value)
     boxes.labels[0, 0, 0] = 7  # BoxSet does not police values; the reader does

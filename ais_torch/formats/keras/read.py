@@ -46,7 +46,13 @@ from ais_torch.formats.keras.graph import (
     KerasGraphModule,
     build_graph,
 )
-from ais_torch.formats.keras.weights import WeightReader, open_h5, read_spec, weights_root
+from ais_torch.formats.keras.weights import (
+    WeightReader,
+    check_weight_datasets,
+    open_h5,
+    read_spec,
+    weights_root,
+)
 
 if TYPE_CHECKING:
     from ais_torch.archs.base import AisArch
@@ -74,10 +80,15 @@ def read_keras_h5(source: H5Source, *, name: str | None = None) -> KerasGraphMod
     label = _label(source, name)
     try:
         with open_h5(source) as f:
-            spec = read_spec(f)
-            return build_graph(spec, WeightReader(weights_root(f)))
+            root = weights_root(f)
+            check_weight_datasets(root)  # every dataset bounded before anything is parsed
+            return build_graph(read_spec(f), WeightReader(root))
     except KerasFormatError as err:
         raise ModelFormatError(f"{label}: {err}") from None
+    except RecursionError:
+        raise ModelFormatError(
+            f"{label}: the Keras model_config is nested too deeply; the file is damaged or forged"
+        ) from None
     except (OSError, KeyError, IndexError, AttributeError, ValueError, TypeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelFormatError(

@@ -33,9 +33,12 @@ from ais_torch.formats.keras.graph import (
     KerasOp,
     parse_model_config,
 )
+from ais_torch.formats.limits import ENV, human, limits
 
-MAX_WEIGHT_BYTES = 4 * 1024**3
 FLOAT_KINDS = "f"
+MAX_COMPRESSION_RATIO = 64
+"""A filtered (compressed) dataset may decode to at most this many times its stored bytes:
+float weights hardly compress, so a larger ratio means a forged shape or a decompression bomb."""
 
 # -- the one weight-layout table ------------------------------------------------------------------
 KERAS_SLOTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -170,13 +173,55 @@ class WeightReader:
         return self._read(node, layer, path)
 
     def _read(self, ds: h5py.Dataset, layer: str, path: str) -> np.ndarray:
-        if ds.is_virtual or ds.external:
-            raise KerasFormatError(
-                f"weight '{path}' of layer '{layer}' points outside the file; refused"
-            )
-        if ds.dtype.kind not in FLOAT_KINDS:
-            raise KerasFormatError(f"weight '{path}' of layer '{layer}' is not floating point")
+        check_dataset(ds, f"weight '{path}' of layer '{layer}'")
         self.bytes_read += int(ds.size) * 4
-        if self.bytes_read > MAX_WEIGHT_BYTES:
-            raise KerasFormatError("weights are implausibly large (> 4 GiB); refused")
+        if self.bytes_read > limits().weight_bytes:
+            raise KerasFormatError(_too_large(self.bytes_read))
         return np.asarray(ds[()], dtype=np.float32)
+
+
+def check_dataset(ds: h5py.Dataset, what: str) -> None:
+    """Refuse a weight dataset before reading it: outside the file, not float, or claiming more
+    bytes than its storage holds (a huge shape on a few bytes of fill value or compressed zeros)."""
+    if ds.is_virtual or ds.external:
+        raise KerasFormatError(f"{what} points outside the file; refused")
+    if ds.dtype.kind not in FLOAT_KINDS:
+        raise KerasFormatError(f"{what} is not floating point")
+    claimed, stored = int(ds.size) * ds.dtype.itemsize, int(ds.id.get_storage_size())
+    filtered = bool(ds.chunks) and bool(ds.id.get_create_plist().get_nfilters())
+    if claimed > stored * (MAX_COMPRESSION_RATIO if filtered else 1):
+        raise KerasFormatError(
+            f"{what} claims shape {ds.shape} ({human(claimed)}) but the file stores only "
+            f"{human(stored)} of it; the file is damaged or forged — refused"
+        )
+
+
+def check_weight_datasets(root: h5py.Group) -> int:
+    """Check every dataset under ``root`` as the loader will (:func:`check_dataset`) and bound
+    their total as float32 by the weight limit, before any weight is read; their element count.
+
+    The loader and ``ais-torch inspect info`` both run this, so the verdict and the loading
+    cannot disagree about a dataset.
+    """
+    datasets: list[tuple[str, h5py.Dataset]] = []
+
+    def collect(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset):
+            datasets.append((name, obj))
+
+    root.visititems(collect)
+    total = 0
+    for name, ds in datasets:
+        check_dataset(ds, f"weight '{name}'")
+        total += int(ds.size)
+        if total * 4 > limits().weight_bytes:
+            raise KerasFormatError(_too_large(total * 4))
+    return total
+
+
+def _too_large(n_bytes: int) -> str:
+    return (
+        f"weights add up to more than {human(n_bytes)} as float32, above the "
+        f"{human(limits().weight_bytes)} limit (if you trust this file, raise "
+        f"{ENV['weight_bytes']})"
+    )
