@@ -112,9 +112,9 @@ def run(args: Sequence[str]) -> int:
         )
     print(table(report))
     if "json" in given:
-        from ais_torch.formats.atomic import atomic_output
+        from ais_torch.formats.atomic import atomic_output, output_key
 
-        with atomic_output(given["json"]) as tmp:
+        with output_key("json"), atomic_output(given["json"]) as tmp:
             tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {given['json']}")
     return 0

@@ -238,7 +238,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``ais-torch pick key=value ...`` (Hydra overrides; ``--help`` lists them)."""
-    hydra_main(argv, _hydra_main, help_text)
+    hydra_main(argv, _hydra_main, help_text, run_dir="out")
 
 
 if __name__ == "__main__":

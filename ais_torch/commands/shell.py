@@ -272,9 +272,15 @@ def hydra_main(
     argv: Sequence[str] | None,
     app: Callable[[], None],
     help_text: Callable[[list[str]], str],
+    run_dir: str = "",
 ) -> None:
     """Run a Hydra verb: our ``--help``; else ``app`` (a ``hydra.main``-decorated function)
-    with ``argv`` as its overrides, Ctrl-C during composition or the run as one line."""
+    with ``argv`` as its overrides, Ctrl-C during composition or the run as one line.
+
+    ``run_dir`` names the key Hydra makes its run folder from (``out`` for ``pick``);
+    ``hydra.run.dir=`` always is. Hydra creates that folder before the command runs, so a
+    folder that cannot be created is checked here, to fail in one line, not a Hydra traceback.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
         print(help_text([a for a in args if a not in ("-h", "--help")]), end="")
@@ -282,8 +288,19 @@ def hydra_main(
     sys.argv = [sys.argv[0], *args]
     try:
         with signals_raise():
+            run_cli(lambda: _check_run_dirs(args, ("hydra.run.dir", run_dir)))
             app()
     except KeyboardInterrupt as err:
         if os.environ.get("AIS_TORCH_DEBUG"):
             raise
         raise interrupted(err) from None
+
+
+def _check_run_dirs(args: Sequence[str], keys: Sequence[str]) -> None:
+    """``key=folder`` overrides among ``args`` that Hydra will create: writable or one line."""
+    from ais_torch.formats.atomic import check_output_folder
+
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in keys and key and value and "${" not in value:
+            check_output_folder(os.path.expanduser(value), key.lstrip("+"))

@@ -9,6 +9,7 @@ full disk or a folder that cannot be written ends in one line naming the file
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import secrets
@@ -21,6 +22,20 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 PARTIAL_SUFFIX = ".partial"
+
+OUTPUT_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("output_key", default="out")
+"""The option a full-disk or read-only message tells the user to change (``out`` unless a
+command writes through another one, e.g. ``evaluate json=``): see :func:`output_key`."""
+
+
+@contextlib.contextmanager
+def output_key(key: str) -> Iterator[None]:
+    """Within this block, output errors name ``key=`` as the option to change."""
+    token = OUTPUT_KEY.set(key)
+    try:
+        yield
+    finally:
+        OUTPUT_KEY.reset(token)
 
 
 def temp_path_for(final: Path) -> Path:
@@ -68,17 +83,19 @@ OUTPUT_ERRNOS = NO_SPACE | NOT_WRITABLE | NOT_CREATABLE
 def output_error(final: str | os.PathLike, err: OSError) -> AisOutputError | OSError:
     """One line for an OSError met while writing ``final`` (the error itself if not ours)."""
     final = Path(final)
+    key = OUTPUT_KEY.get()
     if err.errno in NO_SPACE:
         what = "disk quota exceeded" if err.errno == errno.EDQUOT else "no space left on device"
         if err.errno == errno.EFBIG:
             what = "file too large for this file system"
-        return AisOutputError(
-            f"{what} while writing {final}; free space or choose another out="
-        )
+        return AisOutputError(f"{what} while writing {final}; free space or choose another out=")
     if err.errno in NOT_WRITABLE:
-        why = "read-only file system" if err.errno == errno.EROFS else "permission denied"
+        if err.errno == errno.EROFS:
+            return AisOutputError(
+                f"cannot write {final} (read-only file system); choose another {key}="
+            )
         return AisOutputError(
-            f"cannot write {final} ({why}); choose another out= or make "
+            f"cannot write {final} (permission denied); choose another {key}= or make "
             f"{_existing_ancestor(final.parent)} writable"
         )
     if err.errno in NOT_CREATABLE:
@@ -86,7 +103,7 @@ def output_error(final: str | os.PathLike, err: OSError) -> AisOutputError | OSE
             return AisOutputError(f"cannot write {final}: file name too long; use a shorter name")
         return AisOutputError(
             f"cannot create the folder {final.parent}: {_blocking_file(final.parent)} is a file; "
-            "choose another out= or move that file"
+            f"choose another {key}= or move that file"
         )
     return err
 

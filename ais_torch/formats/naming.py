@@ -7,7 +7,9 @@ and splitting it lives in one place.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +20,46 @@ RESULT_SUFFIXES = (".mrc", ".rec", ".map", ".obj")
 """Suffixes :func:`split_name` removes (segmentations and meshes)."""
 
 
+MAX_TITLE_BYTES = 120
+"""A title's share of a file name (255 bytes on every common file system), leaving room for
+the tomogram's name, ``__`` and the suffix."""
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+
+
+def file_safe(title: str) -> tuple[str, str]:
+    """``title`` as it may appear in a file name, and why it was changed ('' if it was not).
+
+    Why sanitise rather than refuse: a model's title is written inside the model file, which
+    the user cannot easily edit; its outputs just get a name every file system accepts
+    (also Windows, where results are often viewed): path separators, control and reserved
+    characters become ``_``, a reserved device name (``CON``, ``NUL``, ``COM1``…) or a title of
+    dots gets a ``_``, and a title over :data:`MAX_TITLE_BYTES` is cut, with a short hash of
+    the whole title so that two long titles stay apart.
+    """
+    why = []
+    safe = _UNSAFE.sub("_", title)
+    if safe != title:
+        why.append("path separators or characters not allowed in file names")
+    stripped = safe.strip(" .")
+    if stripped != safe or not stripped:
+        why.append("leading or trailing dots or spaces")
+        safe = stripped or "_"
+    if _RESERVED.match(safe):
+        why.append(f"{safe.split('.')[0]!r} is a reserved device name")
+        safe += "_"
+    if len(safe.encode()) > MAX_TITLE_BYTES:
+        why.append(f"longer than {MAX_TITLE_BYTES} bytes")
+        digest = hashlib.sha1(title.encode()).hexdigest()[:8]
+        cut = safe.encode()[: MAX_TITLE_BYTES - 9].decode(errors="ignore")
+        safe = f"{cut}_{digest}"
+    return safe, "; ".join(why)
+
+
 def result_name(tomogram: str | os.PathLike, title: str, suffix: str = ".mrc") -> str:
-    """``<tomogram stem>__<title><suffix>``; the stem drops any MRC suffix (.mrc, .rec, ...)."""
+    """``<tomogram stem>__<title><suffix>``; the stem drops any MRC suffix (.mrc, .rec, ...);
+    the title as :func:`file_safe` makes it."""
+    title = file_safe(title)[0]
     name = Path(tomogram).name
     for ext in MRC_SUFFIXES:
         if name.lower().endswith(ext):

@@ -34,7 +34,13 @@ from ais_torch.segmentation.api import (
     run_segmenter,
 )
 from ais_torch.segmentation.engine import EngineOptions, memory_estimate, plan, slab_for
-from ais_torch.segmentation.loading import LoadedModel, as_list, output_name, resolve_data
+from ais_torch.segmentation.loading import (
+    LoadedModel,
+    as_list,
+    output_name,
+    resolve_data,
+    title_notes,
+)
 from ais_torch.segmentation.scheduling import OutputLock, detect_rank, split_work
 from ais_torch.segmentation.sinks import StreamSink, remove_partials_of
 
@@ -150,6 +156,8 @@ def segment(
         f"[{', '.join(segmenter.titles)}] → {out}" + (f"  ({rank})" if rank.world_size > 1 else "")
     )
     say(f"device: {describe_backends(segmenter.backends)}; mode={options.mode}, tta={options.tta}")
+    for note in title_notes(segmenter.models):
+        say(note)
 
     report = SegmentReport()
     missing = [t for t in tomograms if isinstance(t, Path) and not t.exists()]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Union
 
 from ais_torch.errors import AisInputError, ConfigError, ModelFormatError
 from ais_torch.formats.mrc import MRC_SUFFIXES
-from ais_torch.formats.naming import result_name
+from ais_torch.formats.naming import file_safe, result_name
 
 if TYPE_CHECKING:
     import torch
@@ -268,9 +268,30 @@ def output_name(tomogram: Path, title: str) -> str:
 
 
 def check_titles_plain(models: Sequence[LoadedModel]) -> None:
-    """Titles become file names: refuse path separators."""
+    """Titles become file names (sanitised by :func:`file_safe`): refuse an empty title and
+    two titles that would name the same file."""
+    seen: dict[str, LoadedModel] = {}
     for m in models:
-        if not m.title or "/" in m.title or "\\" in m.title or m.title in (".", ".."):
+        if not m.title.strip():
+            raise ModelFormatError(f"{m.source}: model has an empty title; not an Ais model")
+        safe = file_safe(m.title)[0]
+        if safe in seen and seen[safe].title != m.title:
             raise ModelFormatError(
-                f"{m.source}: model title {m.title!r} cannot be used in a file name; retitle it"
+                f"{m.source}: model title {m.title!r} and {seen[safe].title!r} "
+                f"({seen[safe].source}) both give output files named *__{safe}.mrc; "
+                "run them in two commands with different out="
             )
+        seen[safe] = m
+
+
+def title_notes(models: Sequence[LoadedModel]) -> list[str]:
+    """One line per title changed to be a file name (say which, and why)."""
+    notes = []
+    for m in models:
+        safe, why = file_safe(m.title)
+        if why:
+            notes.append(
+                f"{m.source}: model title {m.title!r} cannot be a file name as it is ({why}); "
+                f"its outputs are named <tomogram>__{safe}.mrc"
+            )
+    return notes

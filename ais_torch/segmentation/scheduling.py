@@ -182,6 +182,7 @@ class _Heartbeat:
                 self.thread = threading.Thread(target=self._run, name="ais-lock-heartbeat")
                 self.thread.daemon = True
                 self.thread.start()
+        self.wake.set()  # re-read the interval (AIS_TORCH_LOCK_TIMEOUT_S may have changed)
 
     def discard(self, path: Path) -> None:
         with self.guard:
@@ -190,6 +191,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while True:
             self.wake.wait(heartbeat_interval_s(_safe_timeout()))
+            self.wake.clear()
             with self.guard:
                 paths = list(self.held)
             for path in paths:
@@ -218,7 +220,7 @@ class OutputLock:
         self.path = lock_path(output)
         self.held = False
         self.say = say
-        self._inode: int | None = None
+        self._line = ""
 
     def acquire(self) -> bool:
         timeout = lock_timeout_s()
@@ -231,10 +233,11 @@ class OutputLock:
                 continue
             except OSError as err:
                 raise output_error(self.output, err) from None
+            line = f"{os.getpid()} {hostname()} {time.time():.6f} {boot_id()}\n"
             try:
                 with os.fdopen(fd, "w") as fh:
-                    fh.write(f"{os.getpid()} {hostname()} {time.time():.0f} {boot_id()}\n")
-                self._inode = os.stat(self.path).st_ino
+                    fh.write(line)
+                self._line = line
             except OSError as err:  # a full disk: no half-written lock left behind
                 with contextlib.suppress(OSError):
                     self.path.unlink()
@@ -280,8 +283,8 @@ class OutputLock:
     @property
     def lost(self) -> bool:
         """True when another run took this lock over (we were thought dead)."""
-        try:
-            return os.stat(self.path).st_ino != self._inode
+        try:  # the content, not the inode: a new file may reuse a deleted file's inode
+            return self.path.read_text() != self._line
         except OSError:
             return True
 

@@ -1,7 +1,8 @@
-"""Lightning callbacks: a live prediction preview in TensorBoard, like Ais's live overlay."""
+"""Lightning callbacks: a live prediction preview (like Ais's live overlay), the best epoch kept."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +14,11 @@ from ais_torch.formats.mrc import read_volume
 from ais_torch.segmentation.api import segment_volume
 
 if TYPE_CHECKING:
+    import torch
+
     from ais_torch.formats.scnm import ModelMetadata
+
+log = logging.getLogger("ais_torch.train")
 
 
 class PredictionPreview(Callback):
@@ -102,3 +107,34 @@ def preview_panel(
 
     truth = np.zeros_like(prob) if label is None else (np.asarray(label) == 1).astype(np.float32)
     return np.concatenate([grey, overlay(prob), overlay(truth)], axis=1).astype(np.float32)
+
+
+class KeepLowestLossEpoch(Callback):
+    """At the end of training, the weights of the epoch with the lowest mean training loss.
+
+    The original Ais saves its model whenever an epoch's loss is the lowest so far, so a noisy
+    last epoch does not cost the run; this does the same in memory (one copy of the weights
+    on the CPU). Drop it with ``~callbacks.keep_best`` to keep the last step's weights.
+    """
+
+    def __init__(self, monitor: str = "train/loss_epoch") -> None:
+        self.monitor = monitor
+        self.best = float("inf")
+        self.best_epoch: int | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        loss = trainer.callback_metrics.get(self.monitor)
+        if loss is None or not float(loss) < self.best:
+            return
+        self.best, self.best_epoch = float(loss), int(trainer.current_epoch)
+        self._state = {
+            name: value.detach().to("cpu", copy=True)
+            for name, value in pl_module.state_dict().items()
+        }
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._state is None or trainer.interrupted:
+            return
+        pl_module.load_state_dict(self._state)
+        log.info("kept epoch %d (lowest training loss, %.4f)", self.best_epoch, self.best)
