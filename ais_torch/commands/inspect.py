@@ -4,8 +4,9 @@ Why: models are downloaded from the internet; a user should be able to look insi
 opening it. The verdict runs the loader's own checks (:func:`check_scnm`): archive limits and
 member names (:func:`ais_torch.formats.scnm.read_members`), typed metadata, the weight headers
 (safetensors header against the architecture / every HDF5 dataset bounded, Keras graphs checked
-for code layers); no weight is read into a network. Groups are read in place (no temporary
-copy), and ``.onnx`` files are read without their external data.
+for code layers); our networks are built on the ``meta`` device (shapes only), no weight is
+read. Groups are read in place (no temporary copy), ``.onnx`` files without their external
+data.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def check_scnm(path: Path, *, inner: InnerSource | None = None, label: str = "")
     """Run on one model every check loading runs before it builds the network: archive limits
     and member names (:func:`read_members`), metadata types, the weights' header (safetensors:
     dtypes, shapes and byte ranges; Keras: only known layers, every dataset inside the file and
-    bounded). No network is built (no nn.Module is instantiated), so whether the weights fit
-    the architecture the metadata names is checked only on loading."""
+    bounded) and, for ours, whether the metadata builds its architecture and the weights fit it
+    (built on PyTorch's ``meta`` device: shapes only, no memory, no weight read)."""
     from ais_torch.formats.scnm import metadata_from_members, read_members
 
     label = label or str(path)
@@ -138,6 +139,8 @@ def check_scnm(path: Path, *, inner: InnerSource | None = None, label: str = "")
         if name.endswith("_weights.safetensors"):
             n_params = safetensors_parameters(payload, f"{label} [{name}]")
             checks.append("weights are safetensors (no pickle) with a consistent header")
+            fits_architecture(label, meta, (name, payload))
+            checks.append(f"weights fit architecture '{meta.arch_name}'")
         elif name.endswith("_weights.h5"):
             n_params, classes, version = keras_summary(payload, f"{label} [{name}]")
             checks.append("Keras graph has only known layers (no Lambda/code)")
@@ -149,6 +152,16 @@ def check_scnm(path: Path, *, inner: InnerSource | None = None, label: str = "")
         raise ModelFormatError(f"{label}: no '*_weights.safetensors' or '*_weights.h5' inside")
     sizes = {name: len(data) for name, data in members.items()}
     return ScnmReport(meta, sizes, n_params, checks, extra)
+
+
+def fits_architecture(label: str, meta: ModelMetadata, member: tuple[str, bytes]) -> None:
+    """Raise what loading would raise if the metadata's network and the weights disagree."""
+    import torch
+
+    from ais_torch.formats.scnm import build_ours
+
+    with torch.device("meta"):
+        build_ours(label, meta, member)
 
 
 def info_scnm(path: Path) -> list[str]:

@@ -55,6 +55,15 @@ def standardises(boxes: BoxSet, standardise_boxes: bool | None = None) -> bool:
     return boxes.normalization != GLOBAL_NORMALISATION
 
 
+def require_boxes(boxes: BoxSet) -> None:
+    """Refuse an empty set with what to annotate (nothing to sample from)."""
+    if len(boxes) == 0:
+        raise AisInputError(
+            f"{boxes.feature}: no training boxes (no positives and no negatives); annotate "
+            "the feature (1) and some background (0) on at least one slice"
+        )
+
+
 def n_transforms_for(boxes: BoxSet) -> int:
     """8 dihedral transforms, 16 (each also flipped in Z) for boxes deeper than one slice."""
     return 2 * N_DIHEDRAL if boxes.depth > 1 else N_DIHEDRAL
@@ -96,11 +105,7 @@ class TrainingSamples(Dataset):
             raise ConfigError(f"n_copies={n_copies}: must be a whole number ≥ 1 (e.g. 10)")
         if not np.isfinite(excess_negative) or excess_negative < 0:
             raise ConfigError(f"excess_negative={excess_negative}: must be ≥ 0 (percent, e.g. 30)")
-        if len(boxes) == 0:
-            raise AisInputError(
-                f"{boxes.feature}: no training boxes (no positives and no negatives); annotate "
-                "the feature (1) and some background (0) on at least one slice"
-            )
+        require_boxes(boxes)
         self.boxes = boxes
         self.standardise = standardises(boxes, standardise_boxes)
         self.n_copies = int(n_copies)
@@ -165,11 +170,7 @@ class DihedralSamples(Dataset):
     """
 
     def __init__(self, boxes: BoxSet, standardise_boxes: bool | None = None) -> None:
-        if len(boxes) == 0:
-            raise AisInputError(
-                f"{boxes.feature}: no training boxes (no positives and no negatives); annotate "
-                "the feature (1) and some background (0) on at least one slice"
-            )
+        require_boxes(boxes)
         self.boxes = boxes
         self.standardise = standardises(boxes, standardise_boxes)
         self.n_transforms = n_transforms_for(boxes)

@@ -96,9 +96,7 @@ def test_segment_help_shows_data_not_tomograms(capsys: pytest.CaptureFixture[str
 
 def test_train_help_shows_the_experiment_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     plain = _help("train", capsys)
-    assert "default: vggnet_m" in _row(plain, "arch") and "else 64" in _row(
-        plain, "data.box_size"
-    )
+    assert "default: vggnet_m" in _row(plain, "arch") and "else 64" in _row(plain, "data.box_size")
     membrane = _help("train", capsys, "+experiment=membrane")
     assert "default: unet_s" in _row(membrane, "arch")
     assert "default: 20.0" in _row(membrane, "data.apix")

@@ -16,6 +16,7 @@ import torch
 from ais_torch import archs, load_model
 from ais_torch.commands.export import main as export_main
 from ais_torch.commands.inspect import main as models_main
+from ais_torch.errors import ModelFormatError
 from ais_torch.formats.scnm import ModelMetadata, save_scnm
 from ais_torch.formats.scnmgroup import write_scnmgroup
 
@@ -125,6 +126,19 @@ def test_info_onnx_and_group(
     assert "partner pieces < 1000 nm³ ignored" in out
 
 
+def test_info_refuses_what_loading_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Weights that do not fit the architecture the metadata names: never "passed"."""
+    model = archs.build("eman2", filters=8)
+    meta = ModelMetadata(title="Membrane", arch_name="eman2", arch_hparams={"filters": 16})
+    path = save_scnm(tmp_path / "Membrane.scnm", model, meta)
+    with pytest.raises(ModelFormatError, match="do not fit"):
+        load_model(str(path))
+    err = _one_line_error(capsys, models_main, ["info", str(path)])
+    assert "weights do not fit architecture 'eman2'" in err
+
+
 def test_info_malicious_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _one_line_error(capsys, models_main, ["info", str(_malicious(tmp_path / "bad.scnm"))])
     assert "evil" in err and "refusing" in err
@@ -132,10 +146,11 @@ def test_info_malicious_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_info_runs_as_module(ours: Path) -> None:
-    """The real entry point, with no network built: torch's nn modules never get instantiated."""
+    """The real entry point, reading no weight: the network is built on the meta device only."""
     code = (
-        "import sys, torch.nn as nn\n"
-        "nn.Module.__init__ = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('built'))\n"
+        "import sys, torch, safetensors.torch as st\n"
+        "st.load = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('weights read'))\n"
+        "torch.nn.Module.load_state_dict = lambda *a, **k: (_ for _ in ()).throw(RuntimeError())\n"
         "from ais_torch.commands.inspect import main\n"
         f"sys.exit(main(['info', {str(ours)!r}]))\n"
     )
