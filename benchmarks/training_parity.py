@@ -114,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", nargs="+", default=["Eman2", "VGGNet S", "UNet S"])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--first-run", type=int, default=0, help="seed of the first run (ours)")
     parser.add_argument("--steps", type=int, default=480)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--tools", nargs="+", default=["original", "ours"])
@@ -127,7 +128,7 @@ def main() -> None:
     labels = [args.label if tool == "ours" else tool for tool in args.tools]
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.archs:
-            for run in range(args.runs):
+            for run in range(args.first_run, args.first_run + args.runs):
                 for tool, label in zip(args.tools, labels, strict=True):
                     out = Path(tmp) / f"{ARCHS[arch]}_{label}_{run}"
                     out.mkdir()
