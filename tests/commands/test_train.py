@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra_train import compose_train
 
 from ais_torch import archs, load_model
 from ais_torch.commands.train import train
@@ -41,10 +40,7 @@ TINY = [
 ]
 
 
-def _compose(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=overrides)
+_compose = compose_train
 
 
 def test_experiments_exist_for_the_demo_features() -> None:

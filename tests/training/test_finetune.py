@@ -12,13 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra_train import compose_train
 
 from ais_torch import load_model
 from ais_torch.archs.base import AisArch
 from ais_torch.commands.train import train
-from ais_torch.config import config_dir
 from ais_torch.errors import ConfigError
 from ais_torch.formats.scnt import read_scnt
 from ais_torch.training.finetune import load_starting_model
@@ -31,10 +29,7 @@ QUIET = [
 ]
 
 
-def _compose(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=overrides)
+_compose = compose_train
 
 
 def _reference(shared: Path) -> tuple[Path, Path]:
