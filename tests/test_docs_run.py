@@ -92,6 +92,25 @@ SKIP = {
         "copick.md: needs a copick project / OME-Zarr stores; tests/commands/test_copick_cli.py "
         "and tests/segmentation/test_segment_copick.py run these on ones built in code",
     ),
+    **dict.fromkeys(
+        (
+            "ais-torch segment model=Membrane.scnm data=tomograms/ out=segmented/ format=zarr",
+            "ais-torch segment model=Membrane.scnm data=tomo.mrc out=tomo_membrane.zarr",
+            "ais-torch segment model=Membrane.scnm data=tomograms/ out=segmented/ format=zarr "
+            "pyramid=3",
+            "ais-torch view data=project.json copick.runs=[TS_001]",
+            "ais-torch view data=project.json copick.runs=[TS_001] copick.user_id=ais-torch "
+            "screenshot=TS_001.png",
+            "ais-torch train data=copick data.project=project.json data.feature=membrane "
+            "title=Membrane",
+            "ais-torch train data=copick data.project=project.json data.feature=ribosome "
+            "data.labels_from=picks  data.eval_runs=[TS_005] "
+            "data.copick.runs=[TS_001,TS_002,TS_003] title=Ribosome",
+        ),
+        "copick.md: needs the reader's tomograms / a copick project; "
+        "tests/segmentation/test_zarr_output.py, tests/viewer/test_copick_view.py and "
+        "tests/training/test_train_copick.py run these on ones built in code",
+    ),
 }
 
 TRAIN = {

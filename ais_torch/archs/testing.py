@@ -8,7 +8,8 @@ A plugin author calls it from their own test suite::
         check_arch(MyNet)          # or check_arch("my_net") once the package is installed
 
 It builds the network with default hyperparameters and checks, on small inputs of a valid
-size: output shape ``(B, 1, H, W)`` on a non-square box, values in [0, 1] and finite; one
+size: output shape ``(B, 1, H, W)`` on a non-square box (``(B, 1, D, H, W)`` on a slab for 3D
+networks), values in [0, 1] and finite; one
 backward pass gives finite gradients; hyperparameters are JSON; one Lightning training step
 runs; a Lightning checkpoint reloads with ``weights_only=True`` and gives equal outputs.
 """
@@ -40,8 +41,10 @@ def tiny_batch(
     g = torch.Generator().manual_seed(seed)
     h = valid_size(model)
     w = h + int(model.min_size_multiple)
-    x = torch.randn(batch_size, model.hparams.in_channels, h, w, generator=g)
-    y = (torch.rand(batch_size, 1, h, w, generator=g) > 0.7).float()
+    # a 3D slab network (``n_spatial_dims == 3``) takes (B, C, D, H, W) slabs of its own depth
+    depth = (int(model.hparams.depth),) if getattr(model, "n_spatial_dims", 2) == 3 else ()
+    x = torch.randn(batch_size, model.hparams.in_channels, *depth, h, w, generator=g)
+    y = (torch.rand(batch_size, 1, *depth, h, w, generator=g) > 0.7).float()
     y[..., :2, :] = 2.0  # an ignored border, as the original's exporter writes
     return x, y
 
@@ -79,7 +82,7 @@ def _check_forward(model: AisArch, x: torch.Tensor, name: str) -> None:
     model.eval()
     with torch.no_grad():
         out = model(x)
-    expected = (x.shape[0], 1, *x.shape[-2:])
+    expected = (x.shape[0], 1, *x.shape[2:])
     assert tuple(out.shape) == expected, f"{name}: output {tuple(out.shape)}, want {expected}"
     assert out.dtype.is_floating_point, f"{name}: output dtype {out.dtype}"
     assert torch.isfinite(out).all(), f"{name}: output has NaN or inf"

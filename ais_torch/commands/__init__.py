@@ -23,8 +23,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("export", "convert a model to ONNX or to a .scnm the original Ais opens"),
     "inspect": ("inspect", "show what a model file holds and whether it is safe to open"),
     "demo": ("demo", "write the synthetic demo tomograms, annotations and truth"),
+    "gui": ("ais_torch.napari.launch", "napari with a tomogram and the Ais panel (napari extra)"),
 }
-"""verb → (module under ais_torch.commands, one line for ``ais-torch --help``)."""
+"""verb → (module under ais_torch.commands, or a full module name for a verb that lives in a
+package above this one, like the napari plugin; one line for ``ais-torch --help``)."""
 
 ALIASES = {"models": "inspect"}
 """Older spellings: ``python -m ais_torch.models info M.scnm`` = ``ais-torch inspect info …``."""
@@ -52,7 +54,8 @@ def overview() -> str:
 
 def run_verb(verb: str, argv: Sequence[str]) -> int:
     """Run one verb's ``main`` with ``argv`` (the words after the verb); its exit code."""
-    module = importlib.import_module(f"ais_torch.commands.{VERBS[verb][0]}")
+    name = VERBS[verb][0]
+    module = importlib.import_module(name if "." in name else f"ais_torch.commands.{name}")
     sys.argv = [f"{PROG} {verb}", *argv]
     code = module.main(list(argv))
     return int(code or 0)

@@ -22,8 +22,13 @@ KEYS = (
         "file", "model=[Membrane.scnm,Carbon.scnm]"),
     Key("data", "tomograms: one .mrc or .zarr (OME-Zarr), a folder, a glob, a .txt list of "
         "files, or a copick project config .json", "file/folder", "data=tomograms/"),
-    Key("out", "output folder; writes <out>/<tomogram>__<model title>.mrc", "folder",
-        "out=segmented/"),
+    Key("out", "output folder; writes <out>/<tomogram>__<model title>.mrc (.zarr with "
+        "format=zarr); a name ending in .zarr is one OME-Zarr store (one tomogram, one model)",
+        "folder", "out=segmented/"),
+    Key("format", "mrc | zarr: OME-Zarr stores with the same values and the voxel size "
+        "(needs pip install \"ais_torch[copick]\")", "", "format=zarr"),
+    Key("pyramid", "format=zarr: levels written, each a 2x block mean of the one before "
+        "(1 = full resolution only)", "levels", "pyramid=3"),
     Key("interactions", "named rule set from conf/segment/interactions/ applied when several "
         "models run (competition, avoid/colocalize rules); keys inside: interactions.<key>",
         "name", "interactions=antibody_platforms"),
@@ -43,6 +48,12 @@ KEYS = (
         "fraction 0-0.9", "overlap=0.25"),
     Key("model_depth", "input slices of 2.5D/3D models (null = the model's metadata)", "slices",
         "model_depth=3"),
+    Key("slab_tile", "3D slab models (ezm-3d): XY tile (null = 512 as the original; -1 = whole "
+        "slices)", "pixels", "slab_tile=256"),
+    Key("slab_overlap", "3D slab models: px dropped on each side of an XY tile (null = 64)",
+        "pixels", "slab_overlap=32"),
+    Key("z_stride", "3D slab models: slices between slab starts (null = half the model's depth)",
+        "slices", "z_stride=4"),
     Key("z_range", "segment only slices [first, stop); the others are written as 0", "slices",
         "z_range=[20,60]"),
     Key("overwrite", "false = skip outputs that exist (a rerun resumes); true = redo them",
@@ -84,8 +95,9 @@ KEYS = (
 
 USAGE = "usage: ais-torch segment model=M.scnm data=TOMOGRAMS out=FOLDER [key=value ...]"
 ABOUT = """\
-Segment whole tomograms: one <tomogram>__<title>.mrc per model, the original Ais's recipe by
-default. Reruns skip finished outputs. Also runs as python -m ais_torch.segment.
+Segment whole tomograms: one <tomogram>__<title>.mrc (or OME-Zarr .zarr) per model, the
+original Ais's recipe by default. Reruns skip finished outputs. Also runs as
+python -m ais_torch.segment.
 Full reference: docs/segmentation.md; --cfg job prints the composed config."""
 
 
@@ -124,6 +136,9 @@ def run_config(cfg: Any) -> SegmentReport:
         dtype=cfg["dtype"],
         box_size=cfg.get("box_size"),
         overlap=cfg.get("overlap"),
+        slab_tile=cfg.get("slab_tile"),
+        slab_overlap=cfg.get("slab_overlap"),
+        z_stride=cfg.get("z_stride"),
         data_apix=cfg.get("data_apix"),
         model_apix=cfg.get("model_apix"),
         model_depth=cfg.get("model_depth"),
@@ -140,6 +155,8 @@ def run_config(cfg: Any) -> SegmentReport:
         prefetch=int(cfg["prefetch"]),
         progress=bool(cfg["progress"]),
         copick=cfg.get("copick"),
+        format=str(cfg.get("format") or "mrc"),
+        pyramid=cfg.get("pyramid"),
     )
 
 

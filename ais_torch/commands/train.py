@@ -35,8 +35,14 @@ class TrainResult:
     metrics: dict[str, float]
 
 
-def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
-    """Train the model described by ``cfg`` and write it to ``<output_dir>/<title>.scnm``."""
+def train(
+    cfg: DictConfig, output_dir: str | Path, *, extra_callbacks: Sequence[Any] = ()
+) -> TrainResult:
+    """Train the model described by ``cfg`` and write it to ``<output_dir>/<title>.scnm``.
+
+    ``extra_callbacks``: Lightning callbacks added to the config's (the napari widget's progress
+    and cancel); one that raises stops the run before any model file is written.
+    """
     import lightning as L
     import numpy as np
     import torch
@@ -69,12 +75,19 @@ def train(cfg: DictConfig, output_dir: str | Path) -> TrainResult:
         log.info("fine-tuning %s (%s)", start.path, model.title or model.arch_name)
     else:
         model = instantiate(cfg.arch)
+    if getattr(model, "emits_slab", False):
+        raise ConfigError(
+            f"{model.title or model.arch_name} is a 3D slab network: ais_torch segments with "
+            "it (imported from the original or built here) but cannot train it from slice "
+            "annotations yet; choose a 2D architecture, e.g. arch=unet_s"
+        )
     arch_name = model.arch_name
 
     logger = None
     if cfg.get("logger") and cfg.logger.get("_target_"):
         logger = instantiate(cfg.logger)
     callbacks = build_callbacks(cfg, data.preview_source(), has_logger=logger is not None)
+    callbacks += list(extra_callbacks)
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
     trainer_kwargs["precision"] = resolve_precision(trainer_kwargs.get("precision"))
     verbose = bool(cfg.get("verbose", False))
@@ -220,8 +233,8 @@ KEYS = (
         "title=Ribosome"),
     Key("arch", "architecture preset from conf/arch/ (vggnet_s|m|l, unet_s|m|l, resnet, ...); "
         "its hyper-parameters as arch.<key>", "name", "arch=unet_s"),
-    Key("data", "where boxes come from: demo (synthetic, no download) | annotations | scnt",
-        "name", "data=annotations"),
+    Key("data", "where boxes come from: demo (synthetic, no download) | annotations | scnt | "
+        "copick", "name", "data=annotations"),
     Key("data.feature", "feature to learn (demo: membrane | carbon | antibody)", "name",
         "data.feature=carbon"),
     Key("data.tomograms", "data=annotations: tomogram files", "list of .mrc",
@@ -230,6 +243,10 @@ KEYS = (
         "2 ignore)", "list of .mrc", "data.labels=[a_membrane.mrc,b_membrane.mrc]"),
     Key("data.scnt", "data=scnt: training sets from the original Ais or ais_torch", "list",
         "data.scnt=[64x64x1_10.00Apx_Membrane.scnt]"),
+    Key("data.project", "data=copick: the copick project's config (labels: docs/copick.md)",
+        "file", "data.project=project.json"),
+    Key("data.labels_from", "data=copick: segmentation (the object's) | picks (spheres of its "
+        "radius)", "name", "data.labels_from=picks"),
     Key("data.box_size", "training box size at the target pixel size (null = the .scnt's or "
         "init model's, else 64)", "pixels", "data.box_size=32"),
     Key("data.apix", "target pixel size (null = the .scnt's or init model's, else the "

@@ -560,3 +560,107 @@ def read_picks(
         raise AisInputError(f"{where}: run {run_name} has no picks of {object_name!r} by {user_id}")
     points, transforms = found[0].numpy()
     return points, transforms
+
+
+# -- training labels -----------------------------------------------------------------------------
+class NotInRun(AisInputError):
+    """A run lacks the segmentation or picks asked for; a caller going over runs may go on."""
+
+
+def object_radius_A(config: str | os.PathLike, name: str) -> float | None:
+    """The radius (Å) the project's config gives pickable object ``name`` (None: not given)."""
+    obj = open_project(config).get_object(name)
+    radius = None if obj is None else obj.radius
+    return None if radius is None or float(radius) <= 0 else float(radius)
+
+
+def _who(user_id: str | None, session_id: str | None) -> tuple[str | None, str | None]:
+    return (
+        None if user_id in (None, "") else _safe_id(str(user_id), "user_id"),
+        None if session_id in (None, "") else _safe_id(str(session_id), "session_id"),
+    )
+
+
+def find_segmentation(
+    config: str | os.PathLike,
+    run_name: str,
+    name: str,
+    *,
+    voxel_size_A: float,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    keys: str = "copick.",
+) -> Volume:
+    """The one binary segmentation ``name`` of a run at ``voxel_size_A`` by ``user_id`` /
+    ``session_id`` (None = anyone), lazily.
+
+    Unlike :func:`read_segmentation`, the filters are strict (training on someone else's
+    labels by accident is worse than stopping): none matching raises :class:`NotInRun` naming
+    what the run has; several raise an error listing them (``keys`` prefixes the fix's keys).
+    """
+    import zarr
+
+    where = str(config)
+    run = select_runs(open_project(config), [run_name], where)[0]
+    run.refresh_segmentations()
+    uid, sid = _who(user_id, session_id)
+    every = [s for s in run.segmentations if s.name == name and not s.is_multilabel]
+    segs = [
+        s
+        for s in every
+        if abs(float(s.voxel_size) - voxel_size_A) <= _SPACING_TOLERANCE_A
+        and uid in (None, s.user_id)
+        and sid in (None, s.session_id)
+    ]
+    if not segs:
+        there = _listing([f"{s.user_id}/{s.session_id} at {s.voxel_size:g} Å" for s in every])
+        who = "" if uid is None and sid is None else f" by {uid or '*'}/{sid or '*'}"
+        raise NotInRun(
+            f"{where}: run {run_name} has no segmentation {name!r}{who} at {voxel_size_A:g} Å "
+            f"({name} segmentations there: {there})"
+        )
+    if len(segs) > 1:
+        there = _listing([f"{s.user_id}/{s.session_id}" for s in segs])
+        raise AisInputError(
+            f"{where}: run {run_name} has {len(segs)} segmentations {name!r} at "
+            f"{voxel_size_A:g} Å ({there}); choose one with {keys}user_id= and {keys}session_id="
+        )
+    array = zarr.open(segs[0].zarr(), mode="r")["0"]
+    return volume_from_array(array, float(segs[0].voxel_size), Path(f"{run_name}__{name}"))
+
+
+def find_picks(
+    config: str | os.PathLike,
+    run_name: str,
+    object_name: str,
+    *,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    keys: str = "copick.",
+) -> np.ndarray:
+    """Locations (Å, ``(N, 3)`` x/y/z) of the one picks set of ``object_name`` in a run by
+    ``user_id`` / ``session_id`` (None = anyone); the same strict rules as
+    :func:`find_segmentation` (:class:`NotInRun` when there is none)."""
+    where = str(config)
+    run = select_runs(open_project(config), [run_name], where)[0]
+    run.refresh_picks()
+    uid, sid = _who(user_id, session_id)
+    every = run.get_picks(object_name=object_name)
+    found = [p for p in every if uid in (None, p.user_id) and sid in (None, p.session_id)]
+    if not found:
+        there = _listing([f"{p.user_id}/{p.session_id}" for p in every])
+        who = "" if uid is None and sid is None else f" by {uid or '*'}/{sid or '*'}"
+        raise NotInRun(
+            f"{where}: run {run_name} has no picks of {object_name!r}{who} "
+            f"({object_name} picks there: {there})"
+        )
+    if len(found) > 1:
+        there = _listing([f"{p.user_id}/{p.session_id}" for p in found])
+        raise AisInputError(
+            f"{where}: run {run_name} has {len(found)} picks sets of {object_name!r} ({there}); "
+            f"choose one with {keys}user_id= and {keys}session_id="
+        )
+    points = found[0].points or []
+    if not points:
+        return np.zeros((0, 3))
+    return np.array([[p.location.x, p.location.y, p.location.z] for p in points], np.float64)

@@ -95,6 +95,8 @@ ORIGINAL_PARAM_COUNTS: dict[str, tuple[int, ...]] = {
     "ezm-2d-dice": (43_634_689,),
     "ezm-2d-bxe": (43_634_689,),
     "ezm-3d-17d": (16_404_865,),
+    "ezm-3d-M": (19_579_265,),
+    "ezm-3d-L": (30_981_761,),
 }
 
 
@@ -578,7 +580,7 @@ def _load_original(
         metadata.arch_hparams = dict(model.hparams)
     metadata.n_parameters = metadata.n_parameters or int(model.n_parameters)
     channels = int(model.hparams.in_channels)
-    is_2d = getattr(getattr(model, "graph", None), "n_spatial", 2) == 2
+    is_2d = int(getattr(model, "n_spatial_dims", 2)) == 2  # 3D slab nets keep their depth
     if is_2d and metadata.model_depth != channels:  # 2D/2.5D: input slices are channels
         log.warning(
             "%s: model_depth %s, but the network takes %s", path, metadata.model_depth, channels

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ais_torch.errors import AisInputError
-from ais_torch.formats.atomic import temp_path_for
+from ais_torch.formats.atomic import OUTPUT_ERRNOS, output_error, temp_path_for
 from ais_torch.formats.mrc import SUPPORTED_DTYPES, Volume, iter_slabs
 
 if TYPE_CHECKING:
@@ -177,19 +177,31 @@ def volume_from_array(array: zarr.Array, voxel_size_A: float, path: Path | None)
     return Volume(data=array, voxel_size_A=float(voxel_size_A), path=path)  # type: ignore[arg-type]
 
 
-def ome_attrs(voxel_size_A: float, name: str = "/") -> dict[str, object]:
-    """NGFF 0.4 ``multiscales`` for one level ``"0"`` in Å, as copick writes them."""
+def ome_attrs(
+    voxel_size_A: float,
+    name: str = "/",
+    *,
+    levels: int = 1,
+    origin_A: tuple[float, float, float] | None = None,
+) -> dict[str, object]:
+    """NGFF 0.4 ``multiscales`` in Å, as copick writes them: level ``"k"`` at ``2**k`` × the
+    voxel size; ``origin_A`` (x, y, z, as an MRC header gives it) adds a translation when not 0."""
     v = float(voxel_size_A)
+    datasets = []
+    for k in range(int(levels)):
+        f = float(2**k)
+        transforms: list[dict[str, object]] = [{"scale": [v * f] * 3, "type": "scale"}]
+        if origin_A is not None and any(origin_A):
+            # a level-k voxel centre sits (f - 1) / 2 level-0 voxels past the block's first one
+            shift = (f - 1) / 2 * v
+            zyx = [float(o) + shift for o in origin_A[::-1]]
+            transforms.append({"translation": zyx, "type": "translation"})
+        datasets.append({"coordinateTransformations": transforms, "path": str(k)})
     return {
         "multiscales": [
             {
                 "axes": [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"],
-                "datasets": [
-                    {
-                        "coordinateTransformations": [{"scale": [v, v, v], "type": "scale"}],
-                        "path": "0",
-                    }
-                ],
+                "datasets": datasets,
                 "metadata": {},
                 "name": name,
                 "version": "0.4",
@@ -232,28 +244,148 @@ def write_ome_zarr(
     voxel_size_A: float,
     dtype: np.dtype | type | None = None,
     overwrite: bool = True,
+    levels: int = 1,
 ) -> Path:
     """Write ``source`` as an OME-Zarr folder that appears under ``path`` only when complete.
 
-    The store is written to a hidden sibling folder and renamed; an existing store is moved aside
-    first and removed after the rename (a crash in between leaves it under a hidden name).
+    One slab at a time through :class:`OmeZarrWriter` (see there for what a crash leaves).
     """
-    require_zarr()
-    import zarr
+    shape = tuple(int(n) for n in source.shape)
+    writer = OmeZarrWriter(
+        path,
+        shape,  # type: ignore[arg-type]
+        np.dtype(dtype or source.dtype),
+        voxel_size_A=voxel_size_A,
+        overwrite=overwrite,
+        levels=levels,
+    )
+    with writer:
+        for zs in iter_slabs(shape[0], CHUNKS[0]):
+            writer.write(zs, np.asarray(source[zs]))
+    return Path(path)
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise AisInputError(f"{path}: already exists; delete it or pass overwrite=True")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
-    try:
-        store = zarr.storage.DirectoryStore(str(tmp), dimension_separator="/")
-        write_into_store(store, source, voxel_size_A=voxel_size_A, dtype=dtype)
-        replace_folder(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+class OmeZarrWriter:
+    """Stream slabs into a new OME-Zarr store that appears under its final name only when complete
+    — the zarr counterpart of :class:`~ais_torch.formats.mrc.VolumeWriter`.
+
+    The store is written into a hidden sibling folder (``.<name>.<pid>-<token>.partial``) and
+    renamed at the end; an existing store is moved aside first and removed after the rename. An
+    error or Ctrl-C removes the hidden folder; a killed process leaves it hidden, and the next
+    run holding the output's lock removes it. Slices never written read as 0 (the fill value).
+    ``levels`` > 1 adds a block-mean pyramid (level ``k`` binned by ``2**k``) at the end, computed
+    from the level before it one slab at a time.
+
+    >>> with OmeZarrWriter(out, shape, np.uint8, voxel_size_A=10.0) as w:
+    ...     for zs in iter_slabs(shape[0], 16):
+    ...         w.write(zs, predict(volume[zs]))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        shape: tuple[int, int, int],
+        dtype: np.dtype | type,
+        *,
+        voxel_size_A: float,
+        origin_A: tuple[float, float, float] | None = None,
+        overwrite: bool = True,
+        levels: int = 1,
+    ) -> None:
+        self.path = Path(path)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.voxel_size_A = float(voxel_size_A)
+        self.origin_A = origin_A
+        self.overwrite = overwrite
+        self.levels = int(levels)
+        if self.levels < 1:
+            raise AisInputError(f"{self.path}: pyramid levels={levels} must be ≥ 1")
+        self._tmp: Path | None = None
+        self._group: zarr.Group | None = None
+        self._array: zarr.Array | None = None
+
+    def __enter__(self) -> OmeZarrWriter:
+        require_zarr()
+        import zarr
+
+        if self.path.exists() and not self.overwrite:
+            raise AisInputError(f"{self.path}: already exists; delete it or pass overwrite=True")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise output_error(self.path, err) from None
+        self._tmp = temp_path_for(self.path)
+        try:
+            store = zarr.storage.DirectoryStore(str(self._tmp), dimension_separator="/")
+            self._group = zarr.group(store=store, overwrite=True)
+            chunks = tuple(min(c, n) for c, n in zip(CHUNKS, self.shape, strict=True))
+            self._array = self._group.create_dataset(
+                "0", shape=self.shape, chunks=chunks, dtype=self.dtype, fill_value=0
+            )
+        except BaseException as err:
+            self._discard()
+            if isinstance(err, OSError) and err.errno in OUTPUT_ERRNOS:
+                raise output_error(self.path, err) from None
+            raise
+        return self
+
+    def write(self, z: slice, values: np.ndarray) -> None:
+        """Store ``values`` for the slices ``z`` (values shaped ``(len(z), y, x)``)."""
+        assert self._array is not None, "use OmeZarrWriter as a context manager"
+        self._array[z] = np.asarray(values).astype(self.dtype, copy=False)
+
+    @property
+    def array(self) -> zarr.Array:
+        """Level 0 being written (a zarr array: slicing reads it back)."""
+        assert self._array is not None, "use OmeZarrWriter as a context manager"
+        return self._array
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[no-untyped-def]
+        if exc_type is not None:
+            self._discard()
+            return False
+        try:
+            assert self._group is not None and self._tmp is not None
+            levels = _add_pyramid(self._group, self.levels, self.dtype)
+            attrs = ome_attrs(self.voxel_size_A, levels=levels, origin_A=self.origin_A)
+            self._group.attrs.update(attrs)
+            replace_folder(self._tmp, self.path)
+        except BaseException as err:
+            self._discard()
+            if isinstance(err, OSError) and err.errno in OUTPUT_ERRNOS:
+                raise output_error(self.path, err) from None
+            raise
+        self._tmp = self._group = self._array = None
+        return False
+
+    def _discard(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = self._group = self._array = None
+
+
+def _add_pyramid(group: zarr.Group, levels: int, dtype: np.dtype) -> int:
+    """Levels ``1 … levels-1`` as 2× block means of the one before (a partial block at the far
+    edge is dropped, as :func:`~ais_torch.formats.encoding.block_mean` does); stops early when a
+    side would drop below 1. Returns how many levels the store has."""
+    from ais_torch.formats.encoding import block_mean
+
+    made = 1
+    for k in range(1, levels):
+        prev = group[str(k - 1)]
+        shape = tuple(int(n) // 2 for n in prev.shape)
+        if min(shape) < 1:
+            break
+        chunks = tuple(min(c, n) for c, n in zip(CHUNKS, shape, strict=True))
+        level = group.create_dataset(str(k), shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
+        for zs in iter_slabs(shape[0], CHUNKS[0] // 2):
+            binned = block_mean(prev[2 * zs.start : 2 * zs.stop], 2)
+            if np.issubdtype(dtype, np.integer):
+                binned = np.rint(binned)
+            level[zs] = binned.astype(dtype, copy=False)
+        made += 1
+    return made
 
 
 def replace_folder(new: Path, final: Path) -> None:

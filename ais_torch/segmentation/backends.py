@@ -2,7 +2,8 @@
 
 A backend takes a float32 batch ``(B, C, H, W)`` (2D/2.5D models) or ``(B, 1, D, H, W)`` (3D
 models), runs every test-time orientation, undoes it and returns the mean probability of the
-centre slice as float32 ``(B, H, W)`` on the host. The engine never needs to know which one it
+centre slice as float32 ``(B, H, W)`` on the host; ``slabs`` runs a slab model's tiles as they
+are (``(N, 1, D, h, w)`` → ``(N, D, h, w)``). The engine never needs to know which one it
 is talking to.
 
 GPU fast path (PyTorch): pinned host memory + non-blocking copies, channels_last weights and
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import torch
 
-from ais_torch.errors import ConfigError
+from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.segmentation.tta import N_DIHEDRAL, dihedral, dihedral_inverse
 
 if TYPE_CHECKING:
@@ -180,6 +181,25 @@ class TorchBackend:
         assert acc is not None
         return (acc / float(self.tta)).cpu().numpy()
 
+    @torch.inference_mode()
+    def slabs(self, batch: torch.Tensor) -> np.ndarray:
+        """A slab model's tiles ``(N, 1, D, h, w)`` → ``(N, D, h, w)`` (no TTA: the slab
+        engine turns whole planes, as the original does)."""
+        x = self.to_device(batch)
+        with self._numerics():
+            y = self.model(x).float()
+        return slab_output(y).cpu().numpy()
+
+
+def slab_output(y: torch.Tensor) -> torch.Tensor:
+    """A slab model's output ``(N, 1, D, h, w)`` → ``(N, D, h, w)``; anything else is refused."""
+    if y.ndim != 5:
+        raise AisInputError(
+            f"the model returns a {y.ndim}-D output {tuple(y.shape)}, not a Z-slab "
+            "(N, 1, D, H, W); it is not a slab model — segment it without slab settings"
+        )
+    return y[:, 0]
+
 
 class OnnxBackend:
     """An :class:`~ais_torch.formats.onnx.OnnxModel` (onnxruntime) with the same TTA."""
@@ -201,3 +221,9 @@ class OnnxBackend:
             acc = pred if acc is None else acc + pred
         assert acc is not None
         return (acc / float(self.tta)).astype(np.float32, copy=False)
+
+    def slabs(self, batch: torch.Tensor) -> np.ndarray:
+        """As :meth:`TorchBackend.slabs`, through onnxruntime."""
+        x = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch)
+        y = slab_output(torch.from_numpy(np.asarray(self.model(x), np.float32)))
+        return y.numpy()

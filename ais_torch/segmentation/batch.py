@@ -2,7 +2,9 @@
 
 Writes ``<out>/<tomogram stem>__<model title>.mrc`` for every tomogram × model, with the
 input's shape, voxel size and origin, encoded like the original Ais (uint8 0–255 stored as MRC
-mode 6) or as float32 probabilities (``dtype=float32``). :func:`segment` reads top to bottom:
+mode 6) or as float32 probabilities (``dtype=float32``); with ``format="zarr"`` the same values
+go into OME-Zarr stores ``<tomogram stem>__<model title>.zarr`` instead (or into the one store
+``out=X.zarr``). :func:`segment` reads top to bottom:
 
 models → work list (this rank's share, existing outputs skipped) → per tomogram: lock the
 outputs, read once, run every model through the streaming engine, post-process, write
@@ -26,6 +28,7 @@ from ais_torch.errors import AisError, AisInputError, ConfigError
 from ais_torch.formats.atomic import check_output_folder, output_error
 from ais_torch.formats.copick import CopickOptions, CopickTomogramRef
 from ais_torch.formats.mrc import VolumeWriter, read_header_info, read_volume
+from ais_torch.formats.naming import result_name
 from ais_torch.segmentation.api import (
     ModelSpec,
     PostProcessFn,
@@ -48,9 +51,58 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from ais_torch.formats.mrc import Volume
+    from ais_torch.formats.zarr import OmeZarrWriter
 
 Tomogram = Path | CopickTomogramRef
 """A tomogram file (MRC or OME-Zarr) or one run's tomogram in a copick project."""
+FORMATS = ("mrc", "zarr")
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where each tomogram × model result goes: ``<folder>/<tomo>__<title>.mrc`` (or ``.zarr``),
+    or the one OME-Zarr ``store`` that ``out=X.zarr`` names."""
+
+    folder: Path
+    format: str = "mrc"
+    store: Path | None = None
+    levels: int = 1
+    """OME-Zarr levels written (``pyramid=``); 1 = full resolution only."""
+
+    @classmethod
+    def parse(cls, out: str | os.PathLike, format: str | None, pyramid: int | None) -> Outputs:
+        """``out`` ending in ``.zarr`` is one store (and implies zarr); else a folder."""
+        fmt = str(format or "mrc").lower().lstrip(".")
+        if fmt not in FORMATS:
+            raise ConfigError(f"format={format!r}: choose mrc or zarr (OME-Zarr)")
+        levels = 1 if pyramid in (None, "", 0) else int(pyramid)
+        if levels < 1:
+            raise ConfigError(f"pyramid={pyramid}: the number of OME-Zarr levels, ≥ 1")
+        text = str(out).rstrip("/\\")
+        if text.lower().endswith(".zarr"):
+            store = Path(text)
+            return cls(check_output_folder(store.parent), "zarr", store, levels)
+        return cls(check_output_folder(out), fmt, None, levels)
+
+    def path(self, tomo: Tomogram, title: str) -> Path:
+        if self.store is not None:
+            return self.store
+        if self.format == "zarr":
+            name = (
+                f"{tomo.result_name(title)[: -len('.mrc')]}.zarr"
+                if isinstance(tomo, CopickTomogramRef)
+                else result_name(tomo, title, suffix=".zarr")
+            )
+            return self.folder / name
+        return self.folder / _result_name(tomo, title)
+
+    def check_single(self, n_tomograms: int, n_models: int) -> None:
+        """``out=X.zarr`` holds one segmentation: one tomogram and one model."""
+        if self.store is not None and (n_tomograms, n_models) != (1, 1):
+            raise ConfigError(
+                f"out={self.store} names one OME-Zarr store, but there are {n_tomograms} "
+                f"tomogram(s) × {n_models} model(s); give one of each, or out=FOLDER format=zarr"
+            )
 
 
 @dataclass
@@ -84,6 +136,9 @@ def segment(
     dtype: str = "uint8",
     box_size: int | None = None,
     overlap: float | None = None,
+    slab_tile: int | None = None,
+    slab_overlap: int | None = None,
+    z_stride: int | None = None,
     data_apix: float | None = None,
     model_apix: float | None = None,
     model_depth: int | None = None,
@@ -101,6 +156,8 @@ def segment(
     progress: bool = True,
     verbose: bool = True,
     copick: CopickOptions | Mapping[str, object] | None = None,
+    format: str = "mrc",
+    pyramid: int | None = None,
 ) -> SegmentReport:
     """Segment every tomogram in ``data`` with every model in ``models`` into the folder ``out``.
 
@@ -113,7 +170,11 @@ def segment(
     function ``f({title: volume}, voxel_size_A) -> {title: volume}`` is used as given;
     ``None`` switches post-processing off. ``copick``: which runs, spacing and tomogram type to
     read when ``data`` names a copick config, and the user/session the segmentations are written
-    under (``docs/copick.md``).
+    under (``docs/copick.md``). ``format``: ``"mrc"`` or ``"zarr"`` (OME-Zarr stores, the same
+    values; ``out`` ending in ``.zarr`` is one store for one tomogram × one model);
+    ``pyramid``: OME-Zarr levels to write (1 = full resolution only). ``slab_tile``,
+    ``slab_overlap``, ``z_stride``: how 3D slab models (the original's ezm-3d) are tiled
+    (:class:`~ais_torch.segmentation.engine.EngineOptions`; the defaults are the original's).
     """
     started = time.perf_counter()
     say = _printer(verbose)
@@ -125,13 +186,22 @@ def segment(
         dtype=str(dtype),
         box_size=int(box_size) if box_size else None,
         overlap=None if overlap is None else float(overlap),
+        slab_tile=None if slab_tile is None else int(slab_tile),
+        slab_overlap=None if slab_overlap is None else int(slab_overlap),
+        z_stride=None if z_stride is None else int(z_stride),
         model_apix=None if model_apix in (None, 0) else float(model_apix),
         rescale=data_apix != 0 and model_apix != 0,
         z_range=_z_range(z_range),
         prefetch=int(prefetch),
     )
     options.check()
-    out = check_output_folder(out)  # a file, a read-only or non-creatable folder: one line now
+    # a file, a read-only or non-creatable folder: one line now
+    outputs = Outputs.parse(out, format, pyramid)
+    out = outputs.folder
+    if outputs.format == "zarr":
+        from ais_torch.formats.zarr import require_zarr
+
+        require_zarr()
 
     segmenter = Segmenter.build(
         models,
@@ -149,11 +219,14 @@ def segment(
     )
     rank = detect_rank()
     opts = copick if isinstance(copick, CopickOptions) else CopickOptions.from_mapping(copick)
-    sources = _sources(data, segmenter, opts, options.model_apix, say)
-    tomograms = split_work(_not_outputs(sources, segmenter.models), rank)
+    sources = _not_outputs(_sources(data, segmenter, opts, options.model_apix, say), segmenter)
+    outputs.check_single(len(sources), len(segmenter.models))
+    tomograms = split_work(sources, rank)
     say(
         f"segment: {len(tomograms)} tomogram(s) × {len(segmenter.models)} model(s) "
-        f"[{', '.join(segmenter.titles)}] → {out}" + (f"  ({rank})" if rank.world_size > 1 else "")
+        f"[{', '.join(segmenter.titles)}] → {outputs.store or out}"
+        + (" (OME-Zarr)" if outputs.format == "zarr" else "")
+        + (f"  ({rank})" if rank.world_size > 1 else "")
     )
     say(f"device: {describe_backends(segmenter.backends)}; mode={options.mode}, tta={options.tta}")
     for note in title_notes(segmenter.models):
@@ -180,7 +253,7 @@ def segment(
             tomograms,
             headers,
             segmenter,
-            out,
+            outputs,
             data_apix=data_apix,
             overwrite=overwrite,
             use_locks=locks,
@@ -188,7 +261,7 @@ def segment(
             report=report,
             say=say,
         )
-        _publish_copick(tomograms, segmenter, out, opts, overwrite, report, say)
+        _publish_copick(tomograms, segmenter, outputs, opts, overwrite, report, say)
     finally:
         if created and not any(out.iterdir()):
             out.rmdir()  # a run that wrote nothing leaves no empty folder behind
@@ -268,13 +341,14 @@ def _result_name(t: Tomogram, title: str) -> str:
 def _publish_copick(
     tomograms: Sequence[Tomogram],
     segmenter: Segmenter,
-    out: Path,
+    outputs: Outputs,
     opts: CopickOptions,
     overwrite: bool,
     report: SegmentReport,
     say: Callable[[str], None],
 ) -> None:
-    """Copy each copick run's finished ``.mrc`` outputs into the project as segmentations.
+    """Copy each copick run's finished outputs (``.mrc`` or ``.zarr``) into the project as
+    segmentations.
 
     Runs after the batch, so a rerun publishes what an interrupted one left out; the copy is
     slab by slab and appears in the project only when complete (local overlays).
@@ -288,18 +362,18 @@ def _publish_copick(
             continue
         root = cp.open_project(t.config)
         for m in segmenter.models:
-            mrc = out / t.result_name(m.title)
-            if not mrc.is_file():
+            result = outputs.path(t, m.title)
+            if not result.exists():
                 continue
             name = cp.object_for_title(root, m.title, str(t.config))
             keys = {"user_id": opts.user_id, "session_id": opts.session_id}
-            fresh = overwrite and mrc in written
+            fresh = overwrite and result in written
             try:
                 if not fresh and cp.segmentation_exists(
                     t.config, t.run, name, t.voxel_size_A, **keys
                 ):
                     continue
-                volume = read_volume(mrc, check_finite=False)
+                volume = _read_result(result)
                 where = cp.write_segmentation(
                     t.config, t.run, name, volume.data, voxel_size_A=t.voxel_size_A,
                     dtype=dtype, **keys,
@@ -313,9 +387,18 @@ def _publish_copick(
         say(f"copick: wrote {len(report.copick)} segmentation(s) as {ids}")
 
 
-def _not_outputs(tomograms: list[Tomogram], loaded: list[LoadedModel]) -> list[Tomogram]:
-    """Leave out our own outputs (``*__<title>.mrc``) when ``data`` is the output folder."""
-    suffixes = tuple(f"__{m.title}.mrc" for m in loaded)
+def _read_result(path: Path) -> Volume:
+    """A finished output, lazily: memory-mapped MRC or the zarr store's level 0."""
+    if path.suffix.lower() == ".zarr":
+        from ais_torch.formats.zarr import open_ome_zarr
+
+        return open_ome_zarr(path)
+    return read_volume(path, check_finite=False)
+
+
+def _not_outputs(tomograms: list[Tomogram], segmenter: Segmenter) -> list[Tomogram]:
+    """Leave out our own outputs (``*__<title>.mrc|.zarr``) when ``data`` is the output folder."""
+    suffixes = tuple(f"__{m.title}{ext}" for m in segmenter.models for ext in (".mrc", ".zarr"))
     return [t for t in tomograms if not t.name.endswith(suffixes)]
 
 
@@ -403,7 +486,7 @@ def _run_batch(
     tomograms: list[Tomogram],
     headers: dict[Tomogram, tuple[tuple[int, int, int], float]],
     segmenter: Segmenter,
-    out: Path,
+    outputs: Outputs,
     *,
     data_apix: float | None,
     overwrite: bool,
@@ -426,7 +509,7 @@ def _run_batch(
     )
     try:
         for tomo, size in zip(tomograms, sizes, strict=True):
-            targets = {m.title: out / _result_name(tomo, m.title) for m in loaded}
+            targets = {m.title: outputs.path(tomo, m.title) for m in loaded}
             todo = [m for m in loaded if overwrite or not targets[m.title].exists()]
             if hook is not None and todo:
                 todo = list(loaded)  # post-processing needs every model's prediction
@@ -455,7 +538,7 @@ def _run_batch(
                     )
                     with bar:
                         written = _one_tomogram(
-                            tomo, todo, segmenter, targets, data_apix, bar, overall
+                            tomo, todo, segmenter, targets, outputs, data_apix, bar, overall
                         )
                     report.written.extend(written)
             except KeyboardInterrupt:
@@ -505,6 +588,7 @@ def _one_tomogram(
     todo: list[LoadedModel],
     segmenter: Segmenter,
     targets: dict[str, Path],
+    outputs: Outputs,
     data_apix: float | None,
     bar: tqdm,
     overall: tqdm,
@@ -524,15 +608,7 @@ def _one_tomogram(
     with contextlib.ExitStack() as stack:
         sinks = {
             m.title: StreamSink(
-                stack.enter_context(
-                    VolumeWriter(
-                        targets[m.title],
-                        shape,
-                        out_dtype,
-                        voxel_size_A=volume.voxel_size_A,
-                        origin_A=volume.origin_A,
-                    )
-                )
+                stack.enter_context(_writer(targets[m.title], shape, out_dtype, volume, outputs))
             )
             for m in todo
         }
@@ -546,6 +622,30 @@ def _one_tomogram(
             on_progress=tick,
         )
     return [targets[m.title] for m in todo]
+
+
+def _writer(
+    path: Path,
+    shape: tuple[int, int, int],
+    dtype: type,
+    volume: Volume,
+    outputs: Outputs,
+) -> VolumeWriter | OmeZarrWriter:
+    """An atomic streaming writer of the output format, with the input's geometry."""
+    if outputs.format == "zarr":
+        from ais_torch.formats.zarr import OmeZarrWriter
+
+        return OmeZarrWriter(
+            path,
+            shape,
+            dtype,
+            voxel_size_A=volume.voxel_size_A,
+            origin_A=volume.origin_A,
+            levels=outputs.levels,
+        )
+    return VolumeWriter(
+        path, shape, dtype, voxel_size_A=volume.voxel_size_A, origin_A=volume.origin_A
+    )
 
 
 def _list_written(written: Sequence[Path], out: Path, say: Callable[[str], None]) -> None:

@@ -19,6 +19,7 @@ does not care whether they stream to disk or collect in memory for post-processi
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import queue
 import threading
@@ -34,12 +35,14 @@ from torch.utils._pytree import tree_leaves
 
 from ais_torch.errors import AisInputError, ConfigError
 from ais_torch.segmentation.preprocess import AisRecipe, encode_uint8, rescale_factor
-from ais_torch.segmentation.slabs import gather, halo, slab_bounds
+from ais_torch.segmentation.slabs import SlabBlender, gather, halo, slab_bounds
 from ais_torch.segmentation.tiling import TileGrid
 
 if TYPE_CHECKING:
     from ais_torch.segmentation.loading import LoadedModel
     from ais_torch.segmentation.sinks import Sink
+
+log = logging.getLogger("ais_torch.segmentation.engine")
 
 MODES = ("ais", "tiled")
 DTYPES = ("uint8", "float32")
@@ -133,13 +136,19 @@ class EngineOptions:
     rescale: bool = True
     z_range: tuple[int, int] | None = None
     prefetch: int = 2
+    slab_tile: int | None = None
+    """Slab (3D) models: XY tile, px (None = 512 as the original; -1 = the whole plane)."""
+    slab_overlap: int | None = None
+    """Slab models: px dropped on each side of an XY tile (None = 64, at most tile/3)."""
+    z_stride: int | None = None
+    """Slab models: slices between slab starts (None = half the model's depth)."""
 
     def check(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode}: expected one of {', '.join(MODES)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype={self.dtype}: expected one of {', '.join(DTYPES)}")
-        for key in ("batch_size", "slab", "prefetch"):
+        for key in ("batch_size", "slab", "prefetch", "z_stride"):
             if getattr(self, key) is not None and int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)}: must be >= 1")
 
@@ -153,10 +162,16 @@ class ModelRun:
     recipe: AisRecipe
     grid: TileGrid | None
     batch: int = 1
-    """Slices per network call."""
+    """Slices per network call (XY tiles per call for a slab model)."""
+    slab: SlabBlender | None = None
+    """Set for slab models (a Z-slab in, a Z-slab out), which run slab by slab."""
 
     @property
     def pixels_per_slice(self) -> int:
+        """Pixels of one network input's plane (a slab model: one XY tile of its slab)."""
+        if self.slab is not None:
+            tiles = self.slab.grid(*self.recipe.padded_shape)
+            return tiles.ty * tiles.tx
         if self.grid is not None:
             return self.grid.n_tiles * self.grid.box**2
         hp, wp = self.recipe.padded_shape
@@ -170,7 +185,18 @@ class ModelRun:
 
     @property
     def halo(self) -> int:
-        return halo(self.model.depth)
+        return self.slab.halo if self.slab is not None else halo(self.model.depth)
+
+    def predict(self, x: torch.Tensor, z_out: list[int], lo: int, n_z: int) -> np.ndarray:
+        """Network output for output slices ``z_out`` from prepared slices ``x`` (from ``lo``)."""
+        if self.slab is not None:
+            zs = slice(z_out[0], z_out[-1] + 1)
+            return self.slab.chunk(zs, x.numpy(), lo)
+        parts = []
+        for b in range(0, len(z_out), self.batch):
+            idx = z_out[b : b + self.batch]
+            parts.append(self.backend(gather(x, idx, self.model.depth, n_z, lo, self.model.is_3d)))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def prepare(self, raw: np.ndarray) -> torch.Tensor:
         """Raw slices → preprocessed ``(m, H, W)`` or tiles ``(m, T, box, box)`` as a tensor."""
@@ -218,6 +244,8 @@ def plan(
         factor=factor,
         stats=stats,
     )
+    if getattr(model, "slab", False):
+        return _plan_slab(model, backend, recipe, shape, options)
     grid = None
     if options.mode == "tiled":
         box = int(options.box_size or getattr(meta, "box_size", 0) or 0)
@@ -240,6 +268,49 @@ def plan(
         cap = min(MAX_AUTO_BATCH, slab_for(options, shape))
         run.batch = int(max(1, min(cap, ACTIVATION_BUDGET // one)))
     return run
+
+
+def _plan_slab(
+    model: LoadedModel,
+    backend: Callable[[torch.Tensor], np.ndarray],
+    recipe: AisRecipe,
+    shape: tuple[int, int, int],
+    options: EngineOptions,
+) -> ModelRun:
+    """A slab model runs as the original's ``ais segment`` does (see :class:`SlabBlender`)."""
+    if options.mode == "tiled":
+        raise ConfigError(
+            f"model '{model.title}' is a 3D slab model; mode=tiled is for 2D models (slab "
+            "models tile XY themselves: set slab_tile= / slab_overlap=); use mode=ais"
+        )
+    network = getattr(backend, "slabs", None)
+    if network is None:
+        raise ConfigError(f"model '{model.title}': this backend cannot run slab models")
+    n_z = int(shape[0])
+    if n_z < model.depth:
+        log.warning(
+            "%s: %d slices, thinner than the model's %d-slice slab; the slab is filled by "
+            "reflecting the volume in Z, as the original does",
+            model.source,
+            n_z,
+            model.depth,
+        )
+    z0, z1 = options.z_range if options.z_range is not None else (0, n_z)
+    blender = SlabBlender(
+        network,
+        n_z=n_z,
+        depth=model.depth,
+        z_range=(max(0, int(z0)), min(n_z, int(z1))),
+        z_jitter=int(getattr(model.metadata, "z_jitter", 0) or 0),
+        z_stride=options.z_stride,
+        tile=options.slab_tile,
+        overlap=options.slab_overlap,
+        tta=options.tta,
+        batch=int(options.batch_size or 1),
+    )
+    return ModelRun(
+        model=model, backend=backend, recipe=recipe, grid=None, batch=blender.batch, slab=blender
+    )
 
 
 def memory_estimate(
@@ -389,12 +460,7 @@ def run_volume(
             z_out = list(range(zs.start, zs.stop))
             for i, r in enumerate(runs):
                 lo, x = prepared[i]
-                parts = []
-                for b in range(0, len(z_out), r.batch):
-                    idx = z_out[b : b + r.batch]
-                    batch = gather(x, idx, r.model.depth, n_z, lo, r.model.is_3d)
-                    parts.append(r.backend(batch))
-                prob = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                prob = r.predict(x, z_out, lo, n_z)
                 if not _put(write_q, (i, zs, prob), stop):
                     break
             if writer_error:

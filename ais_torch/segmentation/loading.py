@@ -54,6 +54,8 @@ class LoadedModel:
     """Input z-slices: 1 = 2D, odd > 1 = 2.5D (slices as channels) or a 3D slab."""
     is_3d: bool = False
     """True: input ``(B, 1, D, H, W)``; False: ``(B, D, H, W)``."""
+    slab: bool = False
+    """A 3D model that predicts its whole slab (the original's ezm-3d), not its centre slice."""
     multiple: int = 1
     """Height and width must be multiples of this (pooling depth)."""
     extra: dict[str, float] = field(default_factory=dict)
@@ -89,6 +91,18 @@ def finish_loading(model: LoadedModel, depth_override: int | None) -> LoadedMode
     if str((meta.extra or {}).get("dimensionality", "")) == "3":
         model.is_3d = True
     depth = int(depth_override or getattr(meta, "model_depth", 1) or 1)
+    # a slab model says so (ezm-3d); other 3D networks predict their slab's centre slice
+    model.slab = model.is_3d and bool(getattr(model.module, "emits_slab", False))
+    if model.slab:
+        z_multiple = int(getattr(model.module, "z_multiple", 1) or 1)
+        if depth < 1 or depth % z_multiple:
+            raise ModelFormatError(
+                f"{model.source}: slab depth {depth} does not fit this 3D model (it needs a "
+                f"multiple of {z_multiple} slices); leave model_depth unset to use the model's "
+                f"own ({getattr(meta, 'model_depth', '?')})"
+            )
+        model.depth = depth
+        return model
     if depth < 1 or depth % 2 == 0:
         raise ModelFormatError(
             f"{model.source}: model_depth {depth} must be an odd number >= 1 (slices around z)"

@@ -165,9 +165,10 @@ def extract_boxes(
             for x0 in starts_x:
                 py, px = y0 + pad_y[0], x0 + pad_x[0]
                 lbox = lab[py : py + box_size, px : px + box_size]
-                positive = bool((lbox == POSITIVE).any())
-                if not positive and not (lbox == NEGATIVE).any():
+                kind = box_kind(lbox)
+                if kind is None:
                     continue
+                positive = kind == "positive"
                 images.append(img[:, py : py + box_size, px : px + box_size])
                 box_labels.append(lbox)
                 sources.append(
@@ -191,6 +192,52 @@ def extract_boxes(
         sources=sources,
         normalization=normalization,
     )
+
+
+def box_kind(lbox: np.ndarray) -> str | None:
+    """``"positive"`` (any 1), ``"negative"`` (no 1, some 0) or ``None`` (only 2: dropped)."""
+    if (lbox == POSITIVE).any():
+        return "positive"
+    return "negative" if (lbox == NEGATIVE).any() else None
+
+
+def count_boxes(
+    labels: np.ndarray,
+    *,
+    voxel_size_A: float,
+    box_size: int = 64,
+    apix: float | None = None,
+    stride: int | None = None,
+    name: str = "label volume",
+) -> dict[int, tuple[int, int]]:
+    """``{z: (positive, negative)}`` boxes that :func:`extract_boxes` cuts from ``labels``.
+
+    Reads only the labels (no tomogram, no normalisation), so an annotation tool can show the
+    counts live while the user paints; the same tiling, resampling and box rules apply.
+    """
+    box_size, stride, _ = _check_settings(box_size, stride, 1, "none")
+    n_y, n_x = (int(n) for n in labels.shape[1:])
+    target_apix = float(voxel_size_A) if apix is None else float(apix)
+    if not math.isfinite(target_apix) or target_apix <= 0:
+        raise ConfigError(f"apix={apix}: the target pixel size must be > 0 Å")
+    rescale = rescale_factor(float(voxel_size_A), target_apix) is not None
+    zoom = float(voxel_size_A) / target_apix
+    out_h, out_w = (max(1, round(n_y * zoom)), max(1, round(n_x * zoom))) if rescale else (n_y, n_x)
+    starts_y, pad_y = _tile(out_h, box_size, stride)
+    starts_x, pad_x = _tile(out_w, box_size, stride)
+    counts: dict[int, tuple[int, int]] = {}
+    for z in (int(z) for z in _annotated_slices(labels, name)):
+        lab = np.asarray(labels[z]).astype(np.uint8)
+        if rescale:
+            lab = _resample_labels(lab, (out_h, out_w))
+        lab = np.pad(lab, (pad_y, pad_x), mode="constant", constant_values=IGNORE)
+        kinds = [
+            box_kind(lab[py : py + box_size, px : px + box_size])
+            for py in (y0 + pad_y[0] for y0 in starts_y)
+            for px in (x0 + pad_x[0] for x0 in starts_x)
+        ]
+        counts[z] = (kinds.count("positive"), kinds.count("negative"))
+    return counts
 
 
 def _check_settings(
@@ -270,13 +317,16 @@ def _resample(
     (:func:`~ais_torch.segmentation.preprocess.resize_to_model`), labels nearest on the same
     pixel-centre grid, so image and labels stay aligned.
     """
+    img = resize_to_model(np.asarray(img, np.float32), shape)
+    return img, _resample_labels(lab, shape)
+
+
+def _resample_labels(lab: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Labels nearest-neighbour on the image's pixel-centre grid."""
     from skimage.transform import resize
 
-    img = resize_to_model(np.asarray(img, np.float32), shape)
-    lab = resize(lab, shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(
-        np.uint8
-    )
-    return img, lab
+    out = resize(lab, shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True)
+    return out.astype(np.uint8)
 
 
 def _to_voxel(start: int, box: int, zoom: float, rescale: bool) -> int:

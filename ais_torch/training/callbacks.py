@@ -12,6 +12,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from ais_torch.formats.mrc import read_volume
 from ais_torch.segmentation.api import segment_volume
+from ais_torch.training.sources import LazyTomogram, TomogramSource, open_volume
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +33,7 @@ class PredictionPreview(Callback):
 
     def __init__(
         self,
-        tomogram: str | os.PathLike,
+        tomogram: TomogramSource,
         z: int,
         labels: str | os.PathLike | None,
         colour: tuple[float, float, float],
@@ -40,7 +41,7 @@ class PredictionPreview(Callback):
         max_size: int = 256,
         tag: str = "preview/input_prediction_label",
     ) -> None:
-        self.tomogram = Path(tomogram)
+        self.tomogram = tomogram if isinstance(tomogram, LazyTomogram) else Path(tomogram)
         self.z = int(z)
         self.labels = None if labels is None else Path(labels)
         self.colour = np.asarray(colour, np.float32).reshape(1, 1, 3)
@@ -49,7 +50,7 @@ class PredictionPreview(Callback):
 
     def prediction(self, module: LightningModule, metadata: ModelMetadata) -> np.ndarray:
         """Probabilities ``(y, x)`` of the preview slice, as ``segment`` computes them."""
-        volume = read_volume(self.tomogram, check_finite=False)
+        volume = open_volume(self.tomogram)
         module.metadata = metadata
         out = segment_volume(
             volume, module, dtype="float32", z_range=(self.z, self.z + 1), device=_device_of(module)
@@ -64,7 +65,7 @@ class PredictionPreview(Callback):
             return
         prob = self.prediction(pl_module, preview_metadata(pl_module, trainer))
         crop = (slice(0, self.max_size), slice(0, self.max_size))
-        image = np.asarray(read_volume(self.tomogram, check_finite=False).data[self.z], np.float32)
+        image = np.asarray(open_volume(self.tomogram).data[self.z], np.float32)
         label = None
         if self.labels is not None:
             label = np.asarray(read_volume(self.labels, check_finite=False).data[self.z])[crop]

@@ -28,6 +28,7 @@ from ais_torch.training.sampling import (
     TrainingSamples,
     standardises,
 )
+from ais_torch.training.sources import LazyTomogram, open_volume
 
 if TYPE_CHECKING:
     from ais_torch.formats.boxset import BoxSet
@@ -43,6 +44,17 @@ def _paths(value: str | os.PathLike | Sequence[str | os.PathLike] | None) -> lis
     return [Path(v) for v in value]
 
 
+def _tomograms(
+    value: str | os.PathLike | LazyTomogram | Sequence[str | os.PathLike | LazyTomogram] | None,
+) -> list[Path | LazyTomogram]:
+    """Tomogram files, or lazy tomograms (a copick run) that are opened, not read from a path."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike, LazyTomogram)):
+        value = [value]
+    return [v if isinstance(v, LazyTomogram) else Path(v) for v in value]
+
+
 class AisDataModule(pl.LightningDataModule):
     """Training (and optional validation) batches of ``(x (B, D, S, S), y (B, 1, S, S))``.
 
@@ -51,7 +63,9 @@ class AisDataModule(pl.LightningDataModule):
     scnt
         Training sets made by the original Ais or by ais_torch (``.scnt``).
     tomograms, labels
-        Parallel lists: each tomogram with its label volume (0 negative, 1 feature, 2 ignore).
+        Parallel lists: each tomogram (a file, or a :class:`~ais_torch.training.sources.
+        LazyTomogram` such as a copick run's) with its label volume (0 negative, 1 feature,
+        2 ignore).
     feature
         Name of the feature annotated in ``labels``.
     box_size
@@ -81,7 +95,7 @@ class AisDataModule(pl.LightningDataModule):
     def __init__(
         self,
         scnt: Sequence[str] | str | None = None,
-        tomograms: Sequence[str] | str | None = None,
+        tomograms: Sequence[str | LazyTomogram] | str | None = None,
         labels: Sequence[str] | str | None = None,
         feature: str = "feature",
         box_size: int | None = None,
@@ -101,7 +115,7 @@ class AisDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.scnt_paths = _paths(scnt)
-        self.tomogram_paths = _paths(tomograms)
+        self.tomogram_paths = _tomograms(tomograms)
         self.label_paths = _paths(labels)
         if len(self.tomogram_paths) != len(self.label_paths):
             raise ConfigError(
@@ -150,7 +164,7 @@ class AisDataModule(pl.LightningDataModule):
         box_size = self._box_size_arg or (sets[0].box_size if sets else DEFAULT_BOX_SIZE)
         apix = self._apix_arg or (sets[0].apix if sets else None)
         for tomo_path, label_path in zip(self.tomogram_paths, self.label_paths, strict=True):
-            tomo = read_volume(tomo_path, voxel_size_A=self.voxel_size_A, check_finite=False)
+            tomo = open_volume(tomo_path, voxel_size_A=self.voxel_size_A)
             lab = read_volume(label_path, voxel_size_A=tomo.voxel_size_A, check_finite=False)
             apix = apix or tomo.voxel_size_A
             sets.append(

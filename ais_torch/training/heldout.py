@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ais_torch.evaluation.metrics import dice
 from ais_torch.formats.mrc import read_volume
 from ais_torch.segmentation.api import segment_volume
+from ais_torch.training.sources import TomogramSource, open_volume
 
 if TYPE_CHECKING:
     import torch
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def heldout_dice(
     model: torch.nn.Module,
     metadata: ModelMetadata,
-    tomogram: str | os.PathLike,
+    tomogram: TomogramSource,
     truth: str | os.PathLike,
     threshold: float,
 ) -> float:
@@ -31,7 +32,7 @@ def heldout_dice(
 
     ``threshold`` is a probability (0-1), as the model's metadata records it.
     """
-    volume = read_volume(tomogram)
+    volume = open_volume(tomogram, check_finite=True)
     labels = read_volume(truth, check_finite=False)
     model.metadata = metadata
     param = next(model.parameters(), None)

@@ -4,12 +4,15 @@ Why: after segmenting and picking, a user wants to *see* whether the membranes, 
 picks make sense, on a workstation (interactive) or on a cluster node (a PNG or a turntable
 movie, rendered off screen through EGL: no display, no Xvfb). Everything that decides what is
 drawn lives in :func:`build_scene`, a pure function from a :class:`Scene` to a
-``pyvista.Plotter``, so tests can render it and look at the pixels. File reading is in
-:func:`load_scene`; the command line is ``python -m ais_torch.view``.
+``pyvista.Plotter``, so tests can render it and look at the pixels. :func:`assemble_scene` makes
+a Scene from volumes already open (memory-mapped MRC, lazy zarr arrays); :func:`load_scene` opens
+files for it and :mod:`ais_torch.viewer.copick_run` a copick run; the command line is
+``ais-torch view`` (``python -m ais_torch.view``).
 
 The scene frame is nm with voxel (0, 0, 0) of the tomogram at the origin (x, y, z order).
 Volumes are block-mean binned for display (``bin``; default: largest side ≤ 256 voxels) with
-:func:`ais_torch.formats.encoding.block_mean`, as picking and meshes bin; picks are read by
+:func:`ais_torch.formats.encoding.block_mean`, as picking and meshes bin; of the tomogram only
+the slice shown is read (from a coarser OME-Zarr level when one matches the bin); picks are read by
 :func:`ais_torch.formats.coordinates.read_coordinates`, the reader ``evaluate`` uses;
 isosurfaces are made with :func:`ais_torch.meshes.surface.segmentation_mesh`, so the viewer and
 ``python -m ais_torch.mesh`` show the same surfaces for the same level and dust.
@@ -21,9 +24,10 @@ import math
 import os
 import sys
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -36,7 +40,19 @@ from ais_torch.formats.obj import read_obj_header
 if TYPE_CHECKING:
     import pyvista as pv
 
+    from ais_torch.formats.mrc import Volume
+
 Colour = tuple[float, float, float]
+
+
+class LazyVolume(Protocol):
+    """A ``(z, y, x)`` array read only where sliced: ``np.memmap`` or a zarr array."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray: ...
+
 
 # Okabe–Ito colours (distinguishable with the common colour-vision deficiencies).
 PALETTE: tuple[Colour, ...] = (
@@ -123,6 +139,8 @@ class PickLayer:
     xyz: np.ndarray
     """``(n, 3)`` x, y, z in voxels of the tomogram grid."""
     colour: Colour = PICK_COLOURS[0]
+    radius_nm: float | None = None
+    """Sphere radius; None = the scene's ``pick_radius_nm`` (copick: the object's radius)."""
 
 
 @dataclass
@@ -140,7 +158,11 @@ class Scene:
 
     shape_zyx: tuple[int, int, int]
     voxel_size_A: float
-    tomogram: np.ndarray | None = None
+    tomogram: LazyVolume | None = None
+    """Read one displayed slice at a time (memory-mapped MRC, zarr array or plain array)."""
+    tomogram_levels: dict[int, LazyVolume] = field(default_factory=dict)
+    """Coarser copies of the tomogram by whole factor (OME-Zarr pyramid levels): the slice is
+    cut from the coarsest whose factor divides the display bin instead of binning level 0."""
     features: list[FeatureLayer] = field(default_factory=list)
     picks: list[PickLayer] = field(default_factory=list)
     meshes: list[MeshLayer] = field(default_factory=list)
@@ -195,7 +217,7 @@ def build_scene(scene: Scene, off_screen: bool = True, widgets: bool | None = No
     plotter.add_mesh(outline, color=(0.5, 0.5, 0.5), line_width=1, name="outline")
 
     if scene.tomogram is not None:
-        _add_tomogram_slice(plotter, scene, block_mean(scene.tomogram, b), b, axis, widgets)
+        _add_tomogram_slice(plotter, scene, b, axis, widgets)
 
     for layer in scene.features:
         surf = segmentation_mesh(
@@ -234,7 +256,8 @@ def build_scene(scene: Scene, off_screen: bool = True, widgets: bool | None = No
         if len(layer.xyz) == 0:
             continue
         points = pv.PolyData(np.asarray(layer.xyz, dtype=float) * px)
-        sphere = pv.Sphere(radius=scene.pick_radius_nm, theta_resolution=12, phi_resolution=12)
+        radius = scene.pick_radius_nm if layer.radius_nm is None else layer.radius_nm
+        sphere = pv.Sphere(radius=radius, theta_resolution=12, phi_resolution=12)
         actor = plotter.add_mesh(
             points.glyph(geom=sphere, scale=False, orient=False),
             color=layer.colour,
@@ -270,24 +293,48 @@ def _add_legend(plotter: pv.Plotter, scene: Scene, legend: list[tuple[str, Colou
         )
 
 
-def _add_tomogram_slice(
-    plotter: pv.Plotter, scene: Scene, binned: np.ndarray, b: int, axis: str, slider: bool
-) -> None:
-    """A grey slice through the (binned) tomogram; on screen a slider moves it."""
+def _slice_source(scene: Scene, b: int) -> tuple[LazyVolume, int]:
+    """The array to cut display slices from and the bin still to apply to it: the coarsest
+    stored level whose factor divides ``b``, else the full-resolution tomogram."""
+    assert scene.tomogram is not None
+    factor = max((f for f in scene.tomogram_levels if f > 1 and b % f == 0), default=1)
+    source = scene.tomogram if factor == 1 else scene.tomogram_levels[factor]
+    return source, b // factor
+
+
+def _add_tomogram_slice(plotter: pv.Plotter, scene: Scene, b: int, axis: str, slider: bool) -> None:
+    """A grey slice through the binned tomogram; on screen a slider moves it.
+
+    Only the ``b`` slices of a displayed slice are read (one block-mean slab), so a large or
+    remote tomogram opens at once; the grey range is that of the first slice shown.
+    """
     import pyvista as pv
 
     px = scene.pixel_nm
     ax = AXES[axis]
-    lo, hi = np.percentile(binned, [1, 99])
-    n = binned.shape[ax]
+    source, sub = _slice_source(scene, b)
+    n = int(source.shape[ax]) // sub
+    if n == 0 or min(int(m) // sub for m in source.shape) == 0:
+        raise ConfigError(f"bin={b} is larger than the volume {scene.shape_zyx}; use a smaller bin")
     full = scene.shape_zyx[ax]
     start = full // 2 if scene.slice_index is None else int(scene.slice_index)
     if not 0 <= start < full:
         raise ConfigError(f"slice={start} is outside 0–{full - 1} along {axis}")
 
+    def index_of(index_full: float) -> int:
+        return int(np.clip(round((index_full - (b - 1) / 2) / b), 0, n - 1))
+
+    def read_plane(k: int) -> np.ndarray:
+        cut = [slice(None)] * 3
+        cut[ax] = slice(k * sub, (k + 1) * sub)
+        return block_mean(np.asarray(source[tuple(cut)]), sub)
+
+    first = (index_of(start), read_plane(index_of(start)))
+    lo, hi = np.percentile(first[1], [1, 99])
+
     def draw(index_full: float) -> None:
-        k = int(np.clip(round((index_full - (b - 1) / 2) / b), 0, n - 1))
-        plane = np.take(binned, [k], axis=ax)
+        k = index_of(index_full)
+        plane = first[1] if k == first[0] else read_plane(k)
         origin = [(b - 1) / 2 * px] * 3
         origin[2 - ax] = (k * b + (b - 1) / 2) * px
         grid = pv.ImageData(dimensions=plane.shape[::-1], spacing=(b * px,) * 3, origin=origin)
@@ -477,34 +524,6 @@ def load_scene(
     tomo = read_volume(tomogram, voxel_size_A=voxel_size_A) if tomogram else None
     segs = [read_volume(s, voxel_size_A=voxel_size_A, check_finite=False) for s in segmentations]
     ref = tomo or segs[0]
-    for s in segs:
-        if s.shape != ref.shape:
-            raise AisInputError(
-                f"{s.path}: shape {s.shape} differs from {ref.path} {ref.shape}; "
-                "segmentations must be on the tomogram's grid"
-            )
-    levels = _parse_per_feature(level, 0.5, "level")
-    sizes = _parse_per_feature(min_size, 0, "min_size")
-    names = [split_name(s.path)[1] for s in segs]  # type: ignore[arg-type]
-    mesh_names = [split_name(m)[1] for m in meshes or []]
-    colours = assign_colours(names + mesh_names, model_colours(list(models or [])))
-    features = [
-        FeatureLayer(
-            name=name,
-            data=s.data,
-            colour=colours[name],
-            level=levels.get(name, levels["*"]),
-            min_size=int(sizes.get(name, sizes["*"])),
-            smooth=int(smooth),
-        )
-        for name, s in zip(names, segs, strict=True)
-    ]
-    mesh_layers = [
-        MeshLayer(
-            f"{name} (mesh)", read_mesh(m, ref.shape, ref.voxel_size_A, ref.origin_A), colours[name]
-        )
-        for name, m in zip(mesh_names, meshes or [], strict=True)
-    ]
     pick_layers = [
         PickLayer(
             Path(p).stem,
@@ -513,13 +532,76 @@ def load_scene(
         )
         for i, p in enumerate(picks or [])
     ]
-    title = Path(ref.path).name if ref.path is not None else ""
+    return assemble_scene(
+        tomogram=tomo,
+        segmentations=[(split_name(s.path)[1], s) for s in segs],  # type: ignore[arg-type]
+        picks=pick_layers,
+        meshes=meshes or [],
+        colours=model_colours(list(models or [])),
+        level=level,
+        min_size=min_size,
+        smooth=smooth,
+        title=Path(ref.path).name if ref.path is not None else "",
+        **scene_options,
+    )
+
+
+def assemble_scene(
+    *,
+    tomogram: Volume | None,
+    segmentations: Sequence[tuple[str, Volume]] = (),
+    picks: Sequence[PickLayer] = (),
+    meshes: Sequence[str | os.PathLike] = (),
+    colours: Mapping[str, Colour] | None = None,
+    level: str | float | None = None,
+    min_size: str | float | None = None,
+    smooth: int = 0,
+    tomogram_levels: Mapping[int, LazyVolume] | None = None,
+    title: str = "",
+    **scene_options: object,
+) -> Scene:
+    """A :class:`Scene` from volumes already open: ``segmentations`` as (feature name, volume)
+    on the tomogram's grid, picks in voxels of it, ``.obj`` mesh files named
+    ``<tomo>__<feature>.obj``. ``colours``: fixed colours by feature name (model or copick
+    object colours); the others by :func:`assign_colours`."""
+    ref = tomogram or (segmentations[0][1] if segmentations else None)
+    if ref is None:
+        raise AisInputError("nothing to show: no tomogram and no segmentation")
+    for name, s in segmentations:
+        if s.shape != ref.shape:
+            raise AisInputError(
+                f"{s.path or name}: shape {s.shape} differs from {ref.path or 'the tomogram'} "
+                f"{ref.shape}; segmentations must be on the tomogram's grid"
+            )
+    levels = _parse_per_feature(level, 0.5, "level")
+    sizes = _parse_per_feature(min_size, 0, "min_size")
+    names = [name for name, _ in segmentations]
+    mesh_names = [split_name(m)[1] for m in meshes]
+    palette = assign_colours(names + mesh_names, dict(colours or {}))
+    features = [
+        FeatureLayer(
+            name=name,
+            data=s.data,
+            colour=palette[name],
+            level=levels.get(name, levels["*"]),
+            min_size=int(sizes.get(name, sizes["*"])),
+            smooth=int(smooth),
+        )
+        for name, s in segmentations
+    ]
+    mesh_layers = [
+        MeshLayer(
+            f"{name} (mesh)", read_mesh(m, ref.shape, ref.voxel_size_A, ref.origin_A), palette[name]
+        )
+        for name, m in zip(mesh_names, meshes, strict=True)
+    ]
     return Scene(
         shape_zyx=ref.shape,
         voxel_size_A=ref.voxel_size_A,
-        tomogram=tomo.data if tomo is not None else None,
+        tomogram=tomogram.data if tomogram is not None else None,
+        tomogram_levels=dict(tomogram_levels or {}),
         features=features,
-        picks=pick_layers,
+        picks=list(picks),
         meshes=mesh_layers,
         title=title,
         **scene_options,  # type: ignore[arg-type]

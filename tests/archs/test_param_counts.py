@@ -26,6 +26,8 @@ EXPECTED = {
     "pix2pix_paper": 29_249_409,
     "ezm2d": 43_634_689,
     "ezm2d_bxe": 43_634_689,
+    "ezm3d_m": 19_579_265,  # the original 1.2.40's 3D slab networks (Keras count_params)
+    "ezm3d_l": 30_981_761,
 }
 
 

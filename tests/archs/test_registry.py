@@ -14,7 +14,16 @@ from ais_torch.archs.presets import DEFAULT_PRESET, ORIGINAL_TITLES, PRESETS, pr
 from ais_torch.errors import ArchPluginError, ConfigError
 
 CONF_ARCH = Path(__file__).resolve().parents[2] / "conf" / "arch"
-OUR_ENTRY_POINTS = {"eman2", "ezm2d", "inceptionnet", "pix2pix", "resnet", "unet", "vggnet"}
+OUR_ENTRY_POINTS = {
+    "eman2",
+    "ezm2d",
+    "ezm3d",
+    "inceptionnet",
+    "pix2pix",
+    "resnet",
+    "unet",
+    "vggnet",
+}
 
 PLUGIN_ARCH = """
 from ais_torch.archs import AisArch

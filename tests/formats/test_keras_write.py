@@ -65,8 +65,9 @@ def _meta(path: Path) -> dict:
 def _probe(model: torch.nn.Module) -> torch.Tensor:
     m = int(model.min_size_multiple)
     gen = torch.Generator().manual_seed(7)
-    return torch.randn(2, model.hparams.in_channels, m * max(1, 32 // m), m * max(2, 48 // m),
-                       generator=gen)  # fmt: skip
+    slab = (8,) if getattr(model, "n_spatial_dims", 2) == 3 else ()  # ezm-3d: a short slab
+    return torch.randn(2, model.hparams.in_channels, *slab, m * max(1, 32 // m),
+                       m * max(2, 48 // m), generator=gen)  # fmt: skip
 
 
 def _round_trip(preset: str, tmp_path: Path) -> None:

@@ -113,12 +113,14 @@ class KerasBuilder:
     ``None`` for the Pix2pix generator, which it saves as built.
     """
 
-    def __init__(self, in_channels: int, batch: int | None = 1) -> None:
+    def __init__(self, in_channels: int, batch: int | None = 1, depth: int | None = None) -> None:
         self.entries: list[KerasLayerEntry] = []
         self._counts: Counter[str] = Counter()
         self.input_name = self._name("input", zero_based=False)
+        # a 3D slab network (``depth``): Keras (batch, H, W, D, C), as the original's ezm-3d
+        spatial = [None, None] if depth is None else [None, None, int(depth)]
         config = {
-            "batch_input_shape": [batch, None, None, int(in_channels)],
+            "batch_input_shape": [batch, *spatial, int(in_channels)],
             "dtype": "float32",
             "sparse": False,
             "ragged": False,
@@ -188,11 +190,62 @@ class KerasBuilder:
         }
         return self._add("Conv2DTranspose", [x], fields, _weights("conv", m))
 
-    def batch_norm(self, x: str, m: nn.BatchNorm2d) -> str:
+    # -- 3D (slab) layers: Keras orders the axes (H, W, D), ours (D, H, W) -----------------------
+    def conv3d(self, x: str, m: nn.Conv3d, activation: str, padding: str = "same") -> str:
+        """``Conv3D`` with odd kernels at stride 1 (``"same"``) or a 1×1×1 kernel."""
+        k = _hwd(m.kernel_size)
+        native = tuple(int(p) for p in m.padding) if isinstance(m.padding, tuple) else None
+        plain = _hwd(m.stride) == [1, 1, 1] and _hwd(m.dilation) == [1, 1, 1]
+        same_ok = native == tuple(n // 2 for n in m.kernel_size) and all(n % 2 for n in k)
+        valid_ok = native == (0, 0, 0) and k == [1, 1, 1]
+        if not plain or m.groups != 1 or m.bias is None or not (same_ok or valid_ok):
+            raise NoKerasTwin(f"Conv3d {m.kernel_size} {m.padding}: no Keras Conv3D twin")
+        fields = {
+            "filters": int(m.out_channels),
+            "kernel_size": k,
+            "strides": [1, 1, 1],
+            "padding": padding,
+            "data_format": "channels_last",
+            "dilation_rate": [1, 1, 1],
+            "groups": 1,
+            "activation": activation,
+            **_conv_tail(),
+        }
+        return self._add("Conv3D", [x], fields, _weights("conv", m))
+
+    def conv3d_transpose(self, x: str, m: nn.ConvTranspose3d) -> str:
+        """``Conv3DTranspose(k, strides=k, padding="same")``, linear: exactly k× up per axis."""
+        k, s = _hwd(m.kernel_size), _hwd(m.stride)
+        plain = all(int(p) == 0 for p in (*m.padding, *m.output_padding))
+        if k != s or not plain or m.groups != 1 or m.bias is None:
+            raise NoKerasTwin(f"ConvTranspose3d k={k} s={s}: only k == stride, no padding")
+        fields = {
+            "filters": int(m.out_channels),
+            "kernel_size": k,
+            "strides": s,
+            "padding": "same",
+            "data_format": "channels_last",
+            "dilation_rate": [1, 1, 1],
+            "groups": 1,
+            "activation": "linear",
+            **_conv_tail(),
+            "output_padding": None,
+        }
+        return self._add("Conv3DTranspose", [x], fields, _weights("conv", m))
+
+    def max_pool3d(self, x: str, m: nn.MaxPool3d, padding: str = "valid") -> str:
+        """``MaxPooling3D(pool, padding)``: on sizes the pool divides, "same" equals "valid"."""
+        k, s = _hwd(m.kernel_size), _hwd(m.stride)
+        if k != s or any(int(p) for p in _hwd(m.padding)) or m.ceil_mode:
+            raise NoKerasTwin(f"MaxPool3d k={k} s={s}: only non-overlapping, unpadded pools")
+        fields = {"pool_size": k, "padding": padding, "strides": s, "data_format": "channels_last"}
+        return self._add("MaxPooling3D", [x], fields)
+
+    def batch_norm(self, x: str, m: nn.BatchNorm2d | nn.BatchNorm3d) -> str:
         if not (m.affine and m.track_running_stats) or m.momentum is None:
             raise NoKerasTwin("BatchNorm2d without affine parameters or running statistics")
         fields = {
-            "axis": [3],
+            "axis": [4 if isinstance(m, nn.BatchNorm3d) else 3],
             "momentum": round(1.0 - float(m.momentum), 6),  # torch → Keras convention
             "epsilon": float(m.eps),
             "center": True,
@@ -292,6 +345,12 @@ def _square(value: Any, m: nn.Module) -> int:
     return int(values[0])
 
 
+def _hwd(value: Any) -> list[int]:
+    """A 3D torch setting (D, H, W) in Keras' axis order (H, W, D)."""
+    d, h, w = value if isinstance(value, tuple | list) else (value,) * 3
+    return [int(h), int(w), int(d)]
+
+
 def _conv_tail() -> dict[str, Any]:
     return {
         "use_bias": True,
@@ -310,6 +369,8 @@ def _weights(kind: str, m: nn.Module) -> list[tuple[str, np.ndarray]]:
     out = []
     for keras_name, torch_name in KERAS_SLOTS[kind]:
         array = _array(getattr(m, torch_name))
+        if keras_name == "kernel" and array.ndim == 5:  # (o, i, D, H, W) → Keras (H, W, D)
+            array = np.ascontiguousarray(array.transpose(0, 1, 3, 4, 2))
         out.append((keras_name, kernel_to_keras(array) if keras_name == "kernel" else array))
     return out
 
@@ -365,7 +426,8 @@ def keras_functional(model: nn.Module) -> KerasFunctional:
     """``model`` (an architecture that defines ``keras_graph``) as a Keras graph + weights.
 
     Raises :class:`NoKerasTwin` for other models (generic Keras graphs, plugins without the
-    method, 3D nets).
+    method). A 3D slab network (``n_spatial_dims == 3``) gets the original's 5-D input
+    ``(1, None, None, depth, 1)``.
     """
     if not isinstance(model, KerasEmitting):
         raise NoKerasTwin(
@@ -373,7 +435,8 @@ def keras_functional(model: nn.Module) -> KerasFunctional:
             "keras_graph(builder, x) method, so it cannot be written as Keras .h5"
         )
     in_channels = int(model.hparams.in_channels)
-    builder = KerasBuilder(in_channels, batch=getattr(model, "keras_input_batch", 1))
+    depth = int(model.hparams.depth) if getattr(model, "n_spatial_dims", 2) == 3 else None
+    builder = KerasBuilder(in_channels, batch=getattr(model, "keras_input_batch", 1), depth=depth)
     with torch.no_grad():
         output = model.keras_graph(builder, builder.input_name)
     return builder.functional(output)

@@ -148,9 +148,47 @@ class KerasModel(nn.Module):
     def n_parameters(self) -> int:
         return self.graph.n_parameters
 
+    @property
+    def n_spatial_dims(self) -> int:
+        return int(self.graph.n_spatial)
+
+    @property
+    def emits_slab(self) -> bool:
+        """A 3D graph predicts its whole slab, as the original's ezm-3d networks do."""
+        return self.graph.n_spatial == 3
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.graph(x)
+        if self.graph.n_spatial == 3:
+            y = depth_first(self.graph(depth_last(x)))
+        else:
+            y = self.graph(x)
         return y.clamp(0.0, 1.0) if self.clamp_output else y
+
+
+def depth_last(x: torch.Tensor) -> torch.Tensor:
+    """Our slab layout ``(B, C, D, H, W)`` → Keras' 3D order ``(B, C, H, W, D)``.
+
+    The original's 3D networks take ``(B, H, W, D, 1)`` (depth last, channels last); the
+    generic graph keeps Keras' spatial order, so a slab is permuted on the way in and out.
+    """
+    return x.permute(0, 1, 3, 4, 2) if x.ndim == 5 else x
+
+
+def depth_first(y: torch.Tensor) -> torch.Tensor:
+    """Keras ``(B, C, H, W, D)`` → our ``(B, C, D, H, W)``; the inverse of :func:`depth_last`."""
+    return y.permute(0, 1, 4, 2, 3) if y.ndim == 5 else y
+
+
+class _DepthFirstGraph(nn.Module):
+    """A 3D Keras graph seen in our slab layout, for tracing and comparing with our networks."""
+
+    def __init__(self, graph: KerasGraphModule) -> None:
+        super().__init__()
+        self.graph = graph
+        self.eval()  # as the graph: BatchNorm on its moving statistics
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return depth_first(self.graph(depth_last(x)))
 
 
 def output_activation(graph: KerasGraphModule) -> str:
@@ -172,7 +210,7 @@ def match_arch(
     graph: KerasGraphModule, arch_title: str | None = None, n_parameters: int | None = None
 ) -> AisArch | None:
     """One of our architectures carrying ``graph``'s weights, or None (see module docstring)."""
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1 or graph.n_spatial != 2:
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1 or graph.n_spatial not in (2, 3):
         return None
     in_channels = graph.in_channels[0] or 1
     for preset in candidate_presets(graph, arch_title, n_parameters):
@@ -229,10 +267,15 @@ def map_weights(graph: KerasGraphModule, model: nn.Module) -> float:
 
     Raises :class:`ArchMismatch` (leaving ``model`` half-filled) if topology or outputs differ.
     """
+    if graph.n_spatial != int(getattr(model, "n_spatial_dims", 2)):
+        raise ArchMismatch(f"the file's network is {graph.n_spatial}D, ours is not")
     multiple = math.lcm(int(getattr(model, "min_size_multiple", 1)), graph.min_size_multiple)
-    small = _example(graph, multiple, 8)
+    # a 3D graph is traced and compared in our slab layout; its kernels are permuted to it
+    view: nn.Module = _DepthFirstGraph(graph) if graph.n_spatial == 3 else graph
+    z = int(getattr(model, "z_multiple", 1))
+    small = _example(graph, multiple, 8, z)
     ours = weighted_modules(model, small)
-    theirs = weighted_modules(graph, small)
+    theirs = weighted_modules(view, small)
     if len(ours) != len(theirs):
         raise ArchMismatch(f"{len(theirs)} weighted layers in the file, {len(ours)} in ours")
     for src, dst in zip(theirs, ours, strict=True):
@@ -242,16 +285,18 @@ def map_weights(graph: KerasGraphModule, model: nn.Module) -> float:
             for a, b in _tensor_pairs(src, dst):
                 b.copy_(a)
     model.eval()
-    return _verify(graph, model, _example(graph, multiple, 32))
+    return _verify(view, model, _example(graph, multiple, 32, 2 * z))
 
 
-def _example(graph: KerasGraphModule, multiple: int, at_least: int) -> torch.Tensor:
+def _example(graph: KerasGraphModule, multiple: int, at_least: int, depth: int = 1) -> torch.Tensor:
+    """A random input: ``(1, C, H, W)``, or a ``(1, C, depth, H, W)`` slab for 3D graphs."""
     h = multiple * max(1, -(-at_least // multiple))
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(1, graph.in_channels[0] or 1, h, h + multiple, generator=gen)
+    slab = (max(1, depth),) if graph.n_spatial == 3 else ()
+    return torch.randn(1, graph.in_channels[0] or 1, *slab, h, h + multiple, generator=gen)
 
 
-def _verify(graph: KerasGraphModule, model: nn.Module, x: torch.Tensor) -> float:
+def _verify(graph: nn.Module, model: nn.Module, x: torch.Tensor) -> float:
     with torch.no_grad():
         ours, theirs = model(x), graph(x)
     if ours.shape != theirs.shape:
@@ -276,6 +321,17 @@ def _kind(m: nn.Module) -> str:
     return type(m).__name__
 
 
+def _depth_first_kernel(src: nn.Module, name: str, a: torch.Tensor) -> torch.Tensor:
+    """A 3D Keras kernel ``(o, i, kh, kw, kd)`` in our slab order ``(o, i, kd, kh, kw)``."""
+    if name == "weight" and isinstance(src, KConv | KConvTranspose) and src.rank == 3:
+        return a.permute(0, 1, 4, 2, 3)
+    return a
+
+
+def _depth_first_geometry(src: KConv | KConvTranspose, values: tuple[int, ...]) -> tuple[int, ...]:
+    return (values[2], values[0], values[1]) if src.rank == 3 else tuple(values)
+
+
 def _tensor_pairs(src: nn.Module, dst: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
     names = ["weight", "bias"]
     if _kind(src) == "batch norm":
@@ -283,6 +339,8 @@ def _tensor_pairs(src: nn.Module, dst: nn.Module) -> list[tuple[torch.Tensor, to
     pairs = []
     for n in names:
         a, b = getattr(src, n, None), getattr(dst, n, None)
+        if a is not None:
+            a = _depth_first_kernel(src, n, a)
         if (a is None) != (b is None):
             raise ArchMismatch(f"'{n}' present in only one of {src.keras_name} and ours")
         if a is not None and b is not None:
@@ -299,7 +357,8 @@ def _check_pair(src: nn.Module, dst: nn.Module) -> None:
         raise ArchMismatch(f"{src.keras_name} is a {_kind(src)}, ours a {_kind(dst)}")
     _tensor_pairs(src, dst)
     if isinstance(src, KConv | KConvTranspose):
-        if tuple(src.stride) != tuple(dst.stride) or tuple(src.dilation) != tuple(dst.dilation):
+        stride, dilation = (_depth_first_geometry(src, v) for v in (src.stride, src.dilation))
+        if stride != tuple(dst.stride) or dilation != tuple(dst.dilation):
             raise ArchMismatch(f"{src.keras_name}: strides or dilation differ")
     if isinstance(src, KBatchNorm) and not math.isclose(src.eps, dst.eps, rel_tol=1e-6):
         raise ArchMismatch(f"{src.keras_name}: BatchNorm epsilon {src.eps} vs ours {dst.eps}")

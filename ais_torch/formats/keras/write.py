@@ -137,7 +137,7 @@ def verify_keras_h5(payload: bytes, model: nn.Module) -> float:
     Raises :class:`ModelFormatError` above :data:`VERIFY_TOLERANCE`: the writer must never
     hand out a file that predicts something else than the model it came from.
     """
-    from ais_torch.formats.keras.read import read_keras_h5
+    from ais_torch.formats.keras.read import depth_first, depth_last, read_keras_h5
 
     graph = read_keras_h5(payload, name="written Keras .h5")
     x = _probe(model, graph)
@@ -146,7 +146,7 @@ def verify_keras_h5(payload: bytes, model: nn.Module) -> float:
     try:
         with torch.no_grad():
             ours = model(x.to(_device(model)))
-            theirs = graph(x)
+            theirs = depth_first(graph(depth_last(x)))
     finally:
         model.train(was_training)
     theirs = theirs.clamp(0.0, 1.0) if _clamps(model) else theirs
@@ -163,7 +163,9 @@ def _probe(model: nn.Module, graph: KerasGraphModule) -> torch.Tensor:
     multiple = math.lcm(int(getattr(model, "min_size_multiple", 1)), graph.min_size_multiple)
     h = multiple * max(1, -(-32 // multiple))
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(1, graph.in_channels[0] or 1, h, h + multiple, generator=gen)
+    # a slab network: a slab twice its Z down-sampling (e.g. 8 slices for ezm-3d)
+    slab = (2 * int(getattr(model, "z_multiple", 1)),) if graph.n_spatial == 3 else ()
+    return torch.randn(1, graph.in_channels[0] or 1, *slab, h, h + multiple, generator=gen)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -221,7 +223,8 @@ def original_metadata(model: nn.Module, metadata: ModelMetadata) -> dict[str, An
     """The metadata dict the original's ``SEModel.save`` would write for this model."""
     arch = original_title(model, metadata)
     n = int(getattr(model, "n_parameters", 0) or metadata.n_parameters)
-    depth = int(model.hparams.in_channels)
+    slab = getattr(model, "n_spatial_dims", 2) == 3  # a slab network stores its Z depth
+    depth = int(model.hparams.depth if slab else model.hparams.in_channels)
     apix, loss, box = float(metadata.apix), float(metadata.loss), int(metadata.box_size)
     values: dict[str, Any] = {
         "title": metadata.title,
