@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from ais_torch.commands.shell import Key, hydra_defaults, hydra_main, render_help, run_cli
 from ais_torch.config import config_dir
 from ais_torch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ais_torch.archs.base import AisArch
+    from ais_torch.training.finetune import StartingModel
 
 log = logging.getLogger("ais_torch.train")
 TUNABLE_HPARAMS = ("learning_rate", "lr_schedule", "loss", "bce_weight", "dice_weight")
@@ -60,6 +64,9 @@ def train(
     data = resolve_data(cfg.data, output_dir)
     start = load_starting_model(cfg.init) if cfg.get("init") else None
     overrides = start.data_overrides(cfg.datamodule) if start is not None else {}
+    slab = _slab_network(cfg, start)  # a 3D slab net's depth sets its boxes', so it comes first
+    if slab is not None:
+        overrides["slab_depth"] = int(slab.depth)
     datamodule = instantiate(
         cfg.datamodule, scnt=data.scnt, tomograms=data.tomograms, labels=data.labels, **overrides
     )
@@ -67,19 +74,19 @@ def train(
     log.info(datamodule.summary())
 
     if start is not None:
-        start.check_depth(datamodule.box_depth, "the training data")
+        if slab is None:
+            start.check_depth(datamodule.box_depth, "the training data")
         model = start.network
         for key in TUNABLE_HPARAMS:  # the run's own optimiser settings, where given
             if cfg.arch.get(key) is not None:
                 model.hparams[key] = cfg.arch[key]
         log.info("fine-tuning %s (%s)", start.path, model.title or model.arch_name)
     else:
-        model = instantiate(cfg.arch)
-    if getattr(model, "emits_slab", False):
+        model = slab if slab is not None else instantiate(cfg.arch)
+    if getattr(model, "emits_slab", False) and slab is None:
         raise ConfigError(
-            f"{model.title or model.arch_name} is a 3D slab network: ais_torch segments with "
-            "it (imported from the original or built here) but cannot train it from slice "
-            "annotations yet; choose a 2D architecture, e.g. arch=unet_s"
+            f"{model.title or model.arch_name} is a 3D slab network built by a custom arch "
+            "target; ais_torch trains slab networks built by ais_torch.archs.build (arch.name)"
         )
     arch_name = model.arch_name
 
@@ -118,7 +125,8 @@ def train(
         from ais_torch.formats.scnm import save_scnm
 
         save_scnm(model_path, model, metadata)
-        if cfg.evaluate and data.eval_pairs and metadata.model_depth == 1:
+        flat = metadata.model_depth == 1 or getattr(model, "emits_slab", False)
+        if cfg.evaluate and data.eval_pairs and flat:
             threshold = float(cfg.threshold)
             pairs = data.eval_pairs
             scores = [heldout_dice(model, metadata, t, lab, threshold) for t, lab in pairs]
@@ -127,6 +135,23 @@ def train(
     return TrainResult(
         model=model, model_path=model_path, log_dir=log_dir, dice=dice, metrics=metrics
     )
+
+
+def _slab_network(cfg: DictConfig, start: StartingModel | None) -> AisArch | None:
+    """The network when it is a 3D slab network (``emits_slab``), else ``None`` (then it is
+    built after the data, as before, so 2D runs draw the same random numbers)."""
+    from hydra.utils import instantiate
+
+    from ais_torch.archs.registry import load
+
+    if start is not None:
+        return start.network if getattr(start.network, "emits_slab", False) else None
+    arch = cfg.arch
+    if arch.get("_target_") != "ais_torch.archs.build" or not arch.get("name"):
+        return None
+    if not getattr(load(str(arch.name)), "emits_slab", False):
+        return None
+    return instantiate(arch)
 
 
 def build_callbacks(
@@ -196,13 +221,15 @@ def _metadata(cfg: DictConfig, model: Any, arch_name: str, datamodule: Any, metr
     from ais_torch.formats.scnm import ORIGINAL_MODEL_ENUM, ModelMetadata
 
     hparams = dict(model.hparams)
+    slab = bool(getattr(model, "emits_slab", False))
     title = title_for_preset(getattr(model, "preset", None)) or model.title or arch_name
     meta = ModelMetadata(
         title=str(cfg.title),
         colour=[float(c) for c in cfg.colour],
         apix=float(datamodule.apix),
         box_size=int(datamodule.box_size),
-        model_depth=int(hparams.get("in_channels", 1)),
+        model_depth=int(model.depth if slab else hparams.get("in_channels", 1)),
+        z_jitter=int(datamodule.z_jitter) if slab else 0,
         model_enum=ORIGINAL_MODEL_ENUM.get(title, -1),
         arch=title,
         epochs=int(cfg.trainer.max_epochs),

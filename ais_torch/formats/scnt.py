@@ -3,7 +3,10 @@
 * **1.2 tar** (current): an uncompressed tar holding ``metadata.json``, ``sources.json``
   (one entry per box, keyed by ``md5("{tomogram}_{feature}_{z}_{y}_{x}")[:16]``),
   ``x_main/<hash>.mrc`` (float32 ``(D, B, B)``, already normalised as ``metadata.normalization``
-  says) and ``y/<hash>.mrc`` (float32 ``(B, B)``: 0 / 1 / 2 = ignore).
+  says) and ``y/<hash>.mrc`` (float32 ``(B, B)``: 0 / 1 / 2 = ignore). The original's 3D
+  sets (``box_depth`` > 1, Ais 1.2.40) store ``box_depth + z_jitter`` slices with the box's
+  slice at ``D // 2`` and a label slab ``(D, B, B)``; we keep that slice's label (other slices'
+  labels, mostly 2, are not used).
 * **legacy TIFF** (up to 1.1): a float64 array ``(N, D+1, B, B)`` = D image slices then the
   label, raw intensities, page description ``apix=XX.XX``. Read only.
 
@@ -165,6 +168,8 @@ def _read_tar(
         y = _read_mrc_member(tar, y_info, path)
         x = x[None] if x.ndim == 2 else x
         y = y.reshape(y.shape[-2:]) if y.ndim == 3 and y.shape[0] == 1 else y
+        if y.ndim == 3 and y.shape[0] == x.shape[0]:  # a 3D set's label slab: its box's slice
+            y = y[x.shape[0] // 2]
         if x.shape != shape or y.shape != shape[1:]:
             raise AisInputError(
                 f"{path}: box {h} has image {x.shape} and label {y.shape}; expected {shape} "
@@ -204,10 +209,11 @@ def _check_boxes(
                 f"{lim.box_depth}×{lim.box_px}×{lim.box_px}; the file is damaged or forged (if "
                 f"you trust it, raise {ENV['box_px']} / {ENV['box_depth']})"
             )
-        if y.shape[-2:] != (b1, b2) or math.prod(y.shape[:-2]) != 1:
+        slab_label = len(y.shape) == 3 and y.shape[0] == d  # the original's 3D sets (Ais 1.2.40)
+        if y.shape[-2:] != (b1, b2) or (math.prod(y.shape[:-2]) != 1 and not slab_label):
             raise AisInputError(
                 f"{path}: box {_short(h)} has image {x_shape} and label {y.shape}; expected "
-                "(D, B, B) and (B, B) — the training set is damaged"
+                "(D, B, B) and (B, B) or (D, B, B) — the training set is damaged"
             )
         if shape is None:
             shape = (d, b1, b2)

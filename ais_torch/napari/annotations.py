@@ -145,7 +145,7 @@ def train_overrides(
         f"data.tomograms={paths(tomograms)}",
         f"data.labels={paths(labels)}",
         f"title={_quoted(settings.title)}",
-        f"arch={settings.arch}",
+        *arch_overrides(settings.arch),
         f"data.box_size={int(settings.box_size)}",
         f"data.batch_size={int(settings.batch_size)}",
         f"trainer.max_epochs={int(settings.epochs)}",
@@ -157,6 +157,16 @@ def train_overrides(
     if settings.apix is not None:
         overrides.append(f"data.apix={float(settings.apix):g}")
     return overrides
+
+
+def arch_overrides(arch: str) -> list[str]:
+    """``arch=<preset>`` for a ``conf/arch`` file; an installed architecture without one (a
+    plugin's entry point) is ``arch=plugin arch.name=<name>``, as ``ais-torch train`` wants."""
+    from ais_torch.config import config_dir
+
+    if arch != "plugin" and (config_dir() / "arch" / f"{arch}.yaml").is_file():
+        return [f"arch={arch}"]
+    return ["arch=plugin", f"arch.name={_quoted(arch)}"]
 
 
 def _quoted(value: str) -> str:

@@ -32,12 +32,14 @@ def open_viewer(
     """A napari viewer with ``paths`` opened by our reader and the Ais widget docked."""
     try:
         import napari
-    except ImportError:
+
+        from ais_torch.napari.io import read_paths
+        from ais_torch.napari.widget import AisWidget
+    except ImportError as err:
         raise AisInputError(
-            'napari is not installed; install the GUI with: pip install -e ".[napari]"'
+            f"the GUI needs napari, magicgui and Qt ({err.name or err} is missing); install "
+            'them with: pip install -e ".[napari]"'
         ) from None
-    from ais_torch.napari.io import read_paths
-    from ais_torch.napari.widget import AisWidget
 
     for p in map(Path, paths):
         if not p.is_file():

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from ais_torch.errors import AisInputError
-from ais_torch.segmentation.api import ModelSpec, Segmenter, uses_global_mad
+from ais_torch.segmentation.api import (
+    ModelSpec,
+    PostProcessFn,
+    Segmenter,
+    make_postprocess,
+    named_interactions,
+    uses_global_mad,
+)
 from ais_torch.segmentation.engine import EngineOptions, plan, run_volume
 from ais_torch.segmentation.normalise import global_mad_stats
 from ais_torch.segmentation.sinks import MemorySink
@@ -30,6 +37,9 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 CACHE_SLICES = 64
 """Slices kept per predictor (a 1024² float32 slice is 4 MB)."""
+INTERACTION_HALO = 2
+"""Slices either side of the displayed one that the preview's interactions see (see
+:class:`InteractionPreview`)."""
 
 
 class SlicePredictor:
@@ -125,6 +135,74 @@ class SlicePredictor:
         sink = MemorySink((int(sub.shape[0]), int(data.shape[1]), int(data.shape[2])), np.float32)
         run_volume(sub, [run], [sink], options, source=str(self.volume.path or "volume"))
         return sink.array[z - lo]
+
+
+def interaction_sets() -> list[str]:
+    """The named rule sets of ``conf/segment/interactions/`` (as ``interactions=<name>``)."""
+    from ais_torch.config import config_dir
+
+    return sorted(p.stem for p in (config_dir() / "segment" / "interactions").glob("*.yaml"))
+
+
+class InteractionPreview:
+    """Several models' previews of one slice through the batch's post-processing step.
+
+    The hook is :func:`~ais_torch.segmentation.api.make_postprocess` of the named set and the
+    models' metadata — what ``ais-torch segment interactions=<name>`` applies — run on the
+    predictions of the slices ``z - halo .. z + halo`` (each model's cached slice previews),
+    and the displayed slice is kept. Competition and 2d rules without ``min_size_nm3`` are per
+    slice, so there the preview is exactly the batch's; a 3d rule's sphere and the
+    ``min_size_nm3`` pieces see only those ``2·halo + 1`` slices (a batch sees the whole
+    tomogram), so near the edge of a radius or a small piece the preview can differ.
+    """
+
+    def __init__(
+        self,
+        predictors: dict[str, SlicePredictor],
+        interactions: str,
+        *,
+        halo: int = INTERACTION_HALO,
+        postprocess: PostProcessFn | None = None,
+    ) -> None:
+        if not predictors:
+            raise AisInputError("interactions need at least one loaded model")
+        self.predictors = dict(predictors)
+        self.name = interactions
+        self.halo = max(0, int(halo))
+        loaded = [p.segmenter(1).models[0] for p in self.predictors.values()]
+        self.hook = postprocess or make_postprocess(
+            "auto", named_interactions(interactions), loaded, (), False
+        )
+        self._cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def z_range(self, z: int) -> tuple[int, int]:
+        n_z = next(iter(self.predictors.values())).volume.shape[0]
+        return max(0, int(z) - self.halo), min(n_z, int(z) + self.halo + 1)
+
+    def predict(self, z: int, tta: int = 1) -> dict[str, np.ndarray]:
+        """``{title: probabilities of slice z}`` after competition and the rules, cached."""
+        key = (int(z), int(tta))
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        lo, hi = self.z_range(z)
+        stacks = {
+            title: np.stack([p.predict(k, tta) for k in range(lo, hi)])
+            for title, p in self.predictors.items()
+        }
+        if self.hook is not None:
+            voxel = float(next(iter(self.predictors.values())).volume.voxel_size_A)
+            stacks = dict(self.hook(stacks, voxel))
+        result = {
+            t: np.ascontiguousarray(a[int(z) - lo], dtype=np.float32) for t, a in stacks.items()
+        }
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > CACHE_SLICES:
+                self._cache.popitem(last=False)
+        return result
 
 
 class NewestWins(Generic[K, V]):

@@ -31,7 +31,8 @@ from magicgui.widgets import (
 from superqt.utils import ensure_main_thread
 
 from ais_torch.errors import AisError, AisInputError
-from ais_torch.formats.mrc import Volume, read_volume
+from ais_torch.formats.mrc import Volume, read_volume, write_volume
+from ais_torch.formats.naming import file_safe, split_name
 from ais_torch.napari import io
 from ais_torch.napari.annotations import (
     Annotated,
@@ -41,7 +42,13 @@ from ais_torch.napari.annotations import (
     train_command,
     train_overrides,
 )
-from ais_torch.napari.preview import NewestWins, SlicePredictor, threshold_mask
+from ais_torch.napari.preview import (
+    InteractionPreview,
+    NewestWins,
+    SlicePredictor,
+    interaction_sets,
+    threshold_mask,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -51,6 +58,9 @@ if TYPE_CHECKING:
     from ais_torch.napari.training import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
+NO_INTERACTIONS = "off"
+"""The interactions choice that runs each model on its own (no competition, no rules)."""
+DEFAULT_THRESHOLD = 0.5
 SPARK = "▁▂▃▄▅▆▇█"
 FEATURE_COLOURS = [
     (0.26, 0.84, 0.64),
@@ -119,6 +129,9 @@ class AisWidget(Container):
         self.predictors: dict[str, SlicePredictor] = {}
         self.models: dict[str, Path] = {}
         self.queues: dict[str, NewestWins[tuple[int, int], np.ndarray]] = {}
+        self.joint: InteractionPreview | None = None
+        self.joint_queue: NewestWins[tuple[int, int], dict[str, np.ndarray]] | None = None
+        self.thresholds: dict[str, float] = {}
         self.losses: list[float] = []
         self.cancel_event = threading.Event()
         self.last_model: Path | None = None
@@ -148,7 +161,12 @@ class AisWidget(Container):
         self.model_path = LineEdit(label="model file", value="")
         self.load_button = PushButton(text="Load model")
         self.live = CheckBox(text="live preview", value=True)
-        self.threshold = FloatSlider(label="threshold", value=0.5, min=0.0, max=1.0, step=0.01)
+        self.threshold = FloatSlider(
+            label="threshold", value=DEFAULT_THRESHOLD, min=0.0, max=1.0, step=0.01
+        )
+        self.interactions = ComboBox(
+            label="interactions", choices=[NO_INTERACTIONS, *interaction_sets()], value="off"
+        )
         self.tta = ComboBox(label="TTA", choices=[1, 2, 4, 8], value=1)
         self.copy_button = PushButton(text="Copy prediction to labels")
         # segment and pick
@@ -164,8 +182,8 @@ class AisWidget(Container):
                 self.counts, self.out_folder, self.save_button, self.arch, self.epochs,
                 self.batch_size, self.train_button, self.cancel_button, self.progress, self.loss,
                 self.model, self.model_path, self.load_button, self.live, self.threshold,
-                self.tta, self.copy_button, self.segment_button, self.spacing, self.size,
-                self.pick_button, self.status,
+                self.tta, self.interactions, self.copy_button, self.segment_button,
+                self.spacing, self.size, self.pick_button, self.status,
             ]
         )  # fmt: skip
         for label in (self.counts, self.loss, self.status):
@@ -181,7 +199,9 @@ class AisWidget(Container):
         self.pick_button.changed.connect(self.pick)
         for w in (self.box_size, self.apix):
             w.changed.connect(self.update_counts)
-        self.threshold.changed.connect(self._restyle_previews)
+        self.threshold.changed.connect(self._threshold_changed)
+        self.model.changed.connect(self._model_selected)
+        self.interactions.changed.connect(self._interactions_changed)
         self.tta.changed.connect(self.refresh_preview)
         self.live.changed.connect(self.refresh_preview)
         self.tomogram.changed.connect(self._tomogram_changed)
@@ -389,8 +409,7 @@ class AisWidget(Container):
         self.cancel_event = threading.Event()
         self.losses = []
         self.progress.value = 0
-        self.train_button.enabled = False
-        self.cancel_button.enabled = True
+        self._busy(True)
         self.status.value = f"training {feature} ({self.arch.value})…"
         worker = create_worker(
             run_training,
@@ -422,6 +441,12 @@ class AisWidget(Container):
         self.cancel_event.set()
         self.status.value = "cancelling…"
 
+    def _busy(self, busy: bool) -> None:
+        """Train and Segment share the progress bar and the Cancel button: one job at a time."""
+        self.train_button.enabled = not busy
+        self.segment_button.enabled = not busy
+        self.cancel_button.enabled = busy
+
     def _trained(self, result: TrainResult) -> None:
         self.train_log = self.status.value
         self.status.value = f"trained: {result.model_path}"
@@ -432,8 +457,7 @@ class AisWidget(Container):
         notify_error(err)
 
     def _train_finished(self) -> None:
-        self.train_button.enabled = True
-        self.cancel_button.enabled = False
+        self._busy(False)
 
     # models and preview ----------------------------------------------------------------------
 
@@ -466,6 +490,31 @@ class AisWidget(Container):
     def _drop_predictor(self, title: str) -> None:
         self.predictors.pop(title, None)
         self.queues.pop(title, None)
+        self._drop_joint()
+
+    def _drop_joint(self) -> None:
+        self.joint = None
+        self.joint_queue = None
+
+    def interaction_set(self) -> str | None:
+        """The chosen named rule set, or ``None`` when the models run on their own."""
+        value = str(self.interactions.value or NO_INTERACTIONS)
+        return None if value == NO_INTERACTIONS else value
+
+    def _interactions_changed(self, *_: Any) -> None:
+        self._drop_joint()
+        self.refresh_preview()
+
+    def joint_preview(self) -> InteractionPreview:
+        """Every loaded model's preview through the chosen interactions (built once)."""
+        name = self.interaction_set()
+        if name is None:
+            raise AisInputError("interactions are off; choose a rule set first")
+        if self.joint is None or self.joint.name != name:
+            predictors = {title: self.predictor(title) for title in self.models}
+            self.joint = InteractionPreview(predictors, name)
+            self.joint_queue = None
+        return self.joint
 
     def current_z(self) -> int:
         image = self.image()
@@ -478,6 +527,9 @@ class AisWidget(Container):
             return
         try:
             key = (self.current_z(), int(self.tta.value))
+            if self.interaction_set() is not None:
+                self._joint_queue().request(key)
+                return
             for title in self.models:
                 self._queue(title).request(key)
         except Exception as err:
@@ -494,6 +546,21 @@ class AisWidget(Container):
                 run_async=_napari_async,
             )
         return self.queues[title]
+
+    def _joint_queue(self) -> NewestWins[tuple[int, int], dict[str, np.ndarray]]:
+        joint = self.joint_preview()
+        if self.joint_queue is None:
+            self.joint_queue = NewestWins(
+                lambda key: joint.predict(*key),
+                lambda key, probs: self.show_previews(key[0], probs),
+                on_error=lambda key, err: notify_error(err),
+                run_async=_napari_async,
+            )
+        return self.joint_queue
+
+    def show_previews(self, z: int, probs: dict[str, np.ndarray]) -> None:
+        for title, prob in probs.items():
+            self.show_preview(title, z, prob)
 
     def show_preview(self, title: str, z: int, prob: np.ndarray) -> Image:
         """The model's probabilities of slice ``z`` as a 2D image in its colour."""
@@ -519,18 +586,37 @@ class AisWidget(Container):
         self.status.value = f"{title}: slice {z}"
         return layer
 
+    def threshold_of(self, title: str) -> float:
+        return float(self.thresholds.get(title, DEFAULT_THRESHOLD))
+
+    def _threshold_changed(self, *_: Any) -> None:
+        """The slider is the selected model's threshold (each preview keeps its own)."""
+        title = self.model.value
+        if title:
+            self.thresholds[title] = float(self.threshold.value)
+        self._restyle_previews()
+
+    def _model_selected(self, *_: Any) -> None:
+        title = self.model.value
+        if title:
+            self.threshold.value = self.threshold_of(title)
+
     def _restyle_previews(self, *_: Any) -> None:
-        """The threshold slider: probabilities below it are not shown."""
+        """Each preview hides the probabilities below its model's threshold."""
         for layer in self.viewer.layers:
-            if layer.metadata.get("ais_preview"):
-                layer.contrast_limits = (float(self.threshold.value), 1.0)
+            title = layer.metadata.get("ais_preview")
+            if title:
+                layer.contrast_limits = (self.threshold_of(title), 1.0)
 
     def preview_now(self, title: str | None = None) -> np.ndarray:
         """The current slice's probabilities, computed here (blocking) if not cached."""
         title = title or self.model.value
         if not title:
             raise AisInputError("no model loaded: train one or open a .scnm file")
-        return self.predictor(title).predict(self.current_z(), int(self.tta.value))
+        key = (self.current_z(), int(self.tta.value))
+        if self.interaction_set() is not None:
+            return self.joint_preview().predict(*key)[title]
+        return self.predictor(title).predict(*key)
 
     @safe
     def copy_prediction(self, *_: Any) -> int:
@@ -560,7 +646,8 @@ class AisWidget(Container):
 
     @safe
     def segment(self, *_: Any) -> Any:
-        """``ais-torch segment`` of the whole tomogram with the chosen model, in a worker."""
+        """Segment the whole tomogram in a worker, with progress and Cancel: the chosen model,
+        or with interactions on, every loaded model through them (as ``ais-torch segment``)."""
         from napari.qt.threading import create_worker
 
         title = self.model.value
@@ -568,37 +655,66 @@ class AisWidget(Container):
             raise AisInputError("no model loaded: train one or open a .scnm file")
         tomo = self.tomogram_path()
         out = self.output_folder()
-        self.status.value = f"segmenting {tomo.name} with {title}…"
-        self.segment_button.enabled = False
-        model, tta = self.models[title], int(self.tta.value)
-        worker = create_worker(segment_file, model, tomo, out, tta, _ignore_errors=True)
+        name = self.interaction_set()
+        titles = list(self.models) if name is not None else [title]
+        self.status.value = f"segmenting {tomo.name} with {', '.join(titles)}…"
+        self.cancel_event = threading.Event()
+        self.progress.value = 0
+        self._busy(True)
+        worker = create_worker(
+            segment_file,
+            [self.models[t] for t in titles],
+            tomo,
+            out,
+            int(self.tta.value),
+            interactions=name,
+            report=self._segment_report,
+            cancel=self.cancel_event,
+            _ignore_errors=True,
+        )
         worker.returned.connect(self._segmented)
         worker.errored.connect(self._segment_failed)
-        worker.finished.connect(lambda: setattr(self.segment_button, "enabled", True))
+        worker.finished.connect(lambda: self._busy(False))
         worker.start()
         self.worker = worker
         return worker
 
+    @ensure_main_thread
+    def _segment_report(self, done: int, total: int) -> None:
+        self.progress.max = max(1, total)
+        self.progress.value = min(done, total)
+        self.status.value = f"segmenting: {done}/{total} slices"
+
     def _segment_failed(self, err: BaseException) -> None:
-        self.status.value = f"error: {err}"
+        self.status.value = f"segmentation stopped: {err}"
         notify_error(err)
 
-    def _segmented(self, path: Path) -> None:
-        self.last_segmentation = path
-        data, kwargs, _ = io.tomogram_layer(path)
+    def _segmented(self, paths: list[Path]) -> None:
+        for path in paths:
+            self._show_segmentation(path)
         title = self.model.value
-        colour = self.predictor(title).metadata.colour if title else FEATURE_COLOURS[0]
+        chosen = [p for p in paths if split_name(p)[1] == file_safe(title)[0]]
+        self.last_segmentation = (chosen or paths)[-1]
+        self.status.value = f"wrote {', '.join(str(p) for p in paths)}"
+
+    def _show_segmentation(self, path: Path) -> None:
+        data, kwargs, _ = io.tomogram_layer(path)
+        title = split_name(path)[1]
+        if title not in self.models:
+            title = self.model.value
+        colour = self.predictor(title).metadata.colour if title in self.models else None
         kwargs.update(
             colormap=_colour_map(f"{title} segmentation", colour or FEATURE_COLOURS[0]),
             blending="additive",
             contrast_limits=(0, 255),
             rendering="iso",  # the 3D view (Ctrl+Y) shows the surface at the threshold
-            iso_threshold=float(self.threshold.value) * 255,
+            iso_threshold=self.threshold_of(title) * 255,
         )
         kwargs["metadata"]["ais_segmentation"] = title
         kwargs["name"] = path.stem
+        if path.stem in self.viewer.layers:
+            self.viewer.layers.remove(path.stem)
         self.viewer.add_image(data, **kwargs)
-        self.status.value = f"wrote {path}"
 
     @safe
     def pick(self, *_: Any) -> Any:
@@ -633,17 +749,60 @@ class AisWidget(Container):
         super().close()
 
 
-def segment_file(model: Path, tomogram: Path, out: Path, tta: int) -> Path:
-    """One tomogram through ``ais-torch segment``'s batch → ``<out>/<tomo>__<title>.mrc``."""
-    from ais_torch.segmentation.batch import segment
+class SegmentationCancelled(AisError):
+    """The user pressed Cancel; no segmentation file was written."""
 
-    report = segment([str(model)], str(tomogram), out, tta=tta, overwrite=True, verbose=False,
-                     progress=False)  # fmt: skip
-    if report.failed:
-        raise AisInputError(report.failed[0][1])
-    if not report.written:
-        raise AisInputError(f"{tomogram}: nothing was written to {out}")
-    return report.written[0]
+
+def segment_file(
+    models: list[Path],
+    tomogram: Path,
+    out: Path,
+    tta: int = 1,
+    *,
+    interactions: str | None = None,
+    report: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Path]:
+    """One tomogram with ``models`` → ``<out>/<tomo>__<title>.mrc`` each, as ``ais-torch segment
+    interactions=<name>`` writes them (the library's ``segment_volume``, competition from the
+    models' metadata as in a batch, the named rules on top).
+
+    ``report(done, total)`` follows the engine's progress in slices × models; ``cancel`` stops
+    the run at the next slab with :class:`SegmentationCancelled`. Files are written only after
+    every model is done, each atomically: a cancelled or failed run leaves none.
+    """
+    from ais_torch.formats.naming import result_name
+    from ais_torch.segmentation.api import Segmenter, segment_volume
+
+    volume = read_volume(tomogram)
+    segmenter = Segmenter.build([str(m) for m in models], tta=tta, interactions=interactions)
+    total = int(volume.shape[0]) * len(segmenter.models)
+    done = 0
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise SegmentationCancelled(f"{tomogram.name}: segmentation cancelled; nothing written")
+
+    def tick(n: int) -> None:
+        nonlocal done
+        check()
+        done += int(n)
+        if report is not None:
+            report(done, total)
+
+    check()
+    predictions = segment_volume(volume, segmenter, on_progress=tick)
+    check()
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        write_volume(
+            out / result_name(tomogram, title),
+            np.asarray(array),
+            voxel_size_A=volume.voxel_size_A,
+            origin_A=volume.origin_A,
+        )
+        for title, array in predictions.items()
+    ]
 
 
 def pick_file(segmentation: Path, settings: Any) -> tuple[np.ndarray, Path]:

@@ -88,6 +88,7 @@ def extract_boxes(
     stride: int | None = None,
     depth: int = 1,
     normalization: str = "global_mad",
+    slab: bool = False,
 ) -> BoxSet:
     """Cut training boxes from the annotated slices of one tomogram.
 
@@ -109,13 +110,16 @@ def extract_boxes(
         Step between boxes in target pixels; default ``box_size // 2``.
     depth
         Odd number of slices per box (centred on the annotated slice, clamped at the ends).
+    slab
+        Boxes for a 3D slab network: ``depth`` may be even (the original stores a 16-slice
+        net's boxes 32 deep); the annotated slice is at index ``depth // 2`` either way.
     normalization
         ``"global_mad"`` (the original 1.2's whole-tomogram statistic) or ``"none"``.
     """
     tomo_name = str(volume.path) if volume.path is not None else "tomogram"
     lab_data = labels.data if isinstance(labels, Volume) else np.asarray(labels)
     lab_name = str(labels.path) if isinstance(labels, Volume) and labels.path else "label volume"
-    box_size, stride, depth = _check_settings(box_size, stride, depth, normalization)
+    box_size, stride, depth = _check_settings(box_size, stride, depth, normalization, slab)
     data = volume.data
     if tuple(lab_data.shape) != tuple(data.shape):
         raise AisInputError(
@@ -146,13 +150,13 @@ def extract_boxes(
     stats = global_mad_stats(volume) if normalization == "global_mad" else None
     starts_y, pad_y = _tile(out_h, box_size, stride)
     starts_x, pad_x = _tile(out_w, box_size, stride)
-    half = depth // 2
+    first = -(depth // 2)  # the annotated slice sits at index depth // 2
     stem = Path(volume.path).stem if volume.path is not None else "tomogram"
     images: list[np.ndarray] = []
     box_labels: list[np.ndarray] = []
     sources: list[dict[str, Any]] = []
     for z in (int(z) for z in annotated):
-        zs = np.clip(np.arange(z - half, z + half + 1), 0, n_z - 1)
+        zs = np.clip(np.arange(z + first, z + first + depth), 0, n_z - 1)
         img = np.stack([_read_slice(data, int(zz), tomo_name) for zz in zs])
         lab = np.asarray(lab_data[z]).astype(np.uint8)
         if stats is not None:
@@ -241,7 +245,7 @@ def count_boxes(
 
 
 def _check_settings(
-    box_size: int, stride: int | None, depth: int, normalization: str
+    box_size: int, stride: int | None, depth: int, normalization: str, slab: bool = False
 ) -> tuple[int, int, int]:
     if int(box_size) != box_size or box_size < 2:
         raise ConfigError(f"box_size={box_size}: must be a whole number of pixels ≥ 2 (e.g. 64)")
@@ -249,7 +253,7 @@ def _check_settings(
     stride = box_size // 2 if stride is None else stride
     if int(stride) != stride or stride < 1:
         raise ConfigError(f"stride={stride}: must be a whole number of pixels ≥ 1")
-    if int(depth) != depth or depth < 1 or depth % 2 == 0:
+    if int(depth) != depth or depth < 1 or (depth % 2 == 0 and not slab):
         raise ConfigError(f"depth={depth}: box depth must be an odd number of slices (1, 3, 5...)")
     if normalization not in NORMALIZATIONS:
         raise ConfigError(f"normalization={normalization!r}: choose one of {NORMALIZATIONS}")

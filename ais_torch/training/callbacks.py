@@ -86,6 +86,10 @@ def preview_metadata(module: LightningModule, trainer: Trainer) -> ModelMetadata
     datamodule = getattr(trainer, "datamodule", None)
     apix = float(getattr(datamodule, "apix", 0.0) or -1.0)
     depth = int(getattr(module.hparams, "in_channels", 1) or 1)
+    if getattr(module, "emits_slab", False):  # a 3D slab net: its slab depth, its Z weights
+        depth = int(getattr(module, "depth", depth))
+        z_jitter = int(getattr(datamodule, "z_jitter", 0) or 0)
+        return ModelMetadata(title="preview", apix=apix, model_depth=depth, z_jitter=z_jitter)
     return ModelMetadata(title="preview", apix=apix, model_depth=depth)
 
 

@@ -22,9 +22,11 @@ from ais_torch.formats.mrc import read_volume
 from ais_torch.training.boxes import concat, extract_boxes
 from ais_torch.training.sampling import (
     SAMPLINGS,
+    SLAB_Z_JITTER,
     BoxSamples,
     DihedralSamples,
     PerBatchSampler,
+    SlabSamples,
     TrainingSamples,
     standardises,
 )
@@ -90,6 +92,11 @@ class AisDataModule(pl.LightningDataModule):
         Voxel size for tomograms whose header has none.
     depth, normalization
         Box depth (odd) and tomogram normalisation for extraction (``"global_mad"``/``"none"``).
+    slab_depth
+        Train a 3D slab network of this depth (``emits_slab``): boxes are extracted
+        ``slab_depth + 16`` slices deep and sampled as :class:`~ais_torch.training.sampling.
+        SlabSamples` (random Z crop and flip, loss only on the annotated slice); ``depth`` is
+        then unused. Needs ``sampling="per_batch"``.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class AisDataModule(pl.LightningDataModule):
         normalization: str = "global_mad",
         sampling: str = "per_batch",
         standardise_boxes: bool | None = None,
+        slab_depth: int | None = None,
     ) -> None:
         super().__init__()
         self.scnt_paths = _paths(scnt)
@@ -130,6 +138,13 @@ class AisDataModule(pl.LightningDataModule):
             raise ConfigError(f"val_fraction={val_fraction}: must be in [0, 1)")
         if sampling not in SAMPLINGS:
             raise ConfigError(f"sampling={sampling!r}: choose one of {', '.join(SAMPLINGS)}")
+        if slab_depth is not None and (int(slab_depth) != slab_depth or slab_depth < 1):
+            raise ConfigError(f"slab_depth={slab_depth}: must be a whole number of slices ≥ 1")
+        if slab_depth is not None and sampling != "per_batch":
+            raise ConfigError(
+                f"sampling={sampling!r}: a 3D slab network trains with sampling=per_batch "
+                "(random Z crops and flips); set data.sampling=per_batch"
+            )
         if int(batch_size) < 1:
             raise ConfigError(f"batch_size={batch_size}: must be ≥ 1")
         self.feature = feature
@@ -143,16 +158,17 @@ class AisDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.seed = int(seed)
         self.voxel_size_A = voxel_size_A
-        self.depth = int(depth)
+        self.slab_depth = None if slab_depth is None else int(slab_depth)
+        self.depth = int(depth) if slab_depth is None else int(slab_depth) + SLAB_Z_JITTER
         self.normalization = normalization
         self.sampling = sampling
         self.standardise_boxes = standardise_boxes
         self._boxset: BoxSet | None = None
         self.train_boxes: BoxSet | None = None
         self.val_boxes: BoxSet | None = None
-        self.train_dataset: TrainingSamples | DihedralSamples | None = None
+        self.train_dataset: TrainingSamples | DihedralSamples | SlabSamples | None = None
         self.train_sampler: PerBatchSampler | None = None
-        self.val_dataset: BoxSamples | None = None
+        self.val_dataset: BoxSamples | SlabSamples | None = None
 
     # -- building -------------------------------------------------------------------------
 
@@ -177,6 +193,7 @@ class AisDataModule(pl.LightningDataModule):
                     stride=self.stride,
                     depth=self.depth,
                     normalization=self.normalization,
+                    slab=self.slab_depth is not None,
                 )
             )
         boxset = concat(sets)
@@ -190,6 +207,17 @@ class AisDataModule(pl.LightningDataModule):
         self.train_boxes = boxset.subset(train_idx)
         self.val_boxes = boxset.subset(val_idx) if len(val_idx) else None
         standardise = self.standardise_boxes
+        if self.slab_depth is not None:
+            self.train_dataset = SlabSamples(self.train_boxes, self.slab_depth, standardise)
+            self.train_sampler = PerBatchSampler(
+                self.train_dataset, self.batch_size, self.n_copies, seed=self.seed
+            )
+            if self.val_boxes is not None:
+                self.val_dataset = SlabSamples(
+                    self.val_boxes, self.slab_depth, standardise, augment=False
+                )
+            self._boxset = boxset
+            return
         if self.sampling == "per_batch":
             self.train_dataset = DihedralSamples(self.train_boxes, standardise)
             self.train_sampler = PerBatchSampler(
@@ -228,6 +256,11 @@ class AisDataModule(pl.LightningDataModule):
     @property
     def box_depth(self) -> int:
         return self.boxset.depth
+
+    @property
+    def z_jitter(self) -> int:
+        """Slices a slab network's boxes hold beyond its depth (0 for other networks)."""
+        return 0 if self.slab_depth is None else self.box_depth - self.slab_depth
 
     @property
     def model_normalization(self) -> str:

@@ -24,6 +24,12 @@ slice, so it must not learn on re-standardised boxes (:func:`standardises`).
 
 The whole plan (index → box, transform) is drawn once from ``seed``: the same seed gives the
 same samples whatever the number of data-loader workers.
+
+3D slab networks (``emits_slab``) train on :class:`SlabSamples`: boxes stored
+:data:`SLAB_Z_JITTER` slices deeper than the network, the annotated slice in the middle; each
+sample is a random Z crop of the network's depth that holds the annotated slice (so it lands at
+every depth of the slab, as in the original 1.2.40), a random Z flip and a dihedral transform; the
+label is that slice's, every other slice is 2 (ignore), so the masked losses supervise only it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ais_torch.errors import AisInputError, ConfigError
+from ais_torch.formats.boxset import IGNORE
 from ais_torch.segmentation.normalise import standardise
 from ais_torch.segmentation.tta import N_DIHEDRAL, dihedral
 from ais_torch.training.augment import rotate
@@ -45,6 +52,8 @@ if TYPE_CHECKING:
 
 _DIHEDRAL, _ROTATE = 0, 1
 SAMPLINGS = ("per_batch", "copies")
+SLAB_Z_JITTER = 16
+"""Extra slices (8 above, 8 below) a slab network's boxes are stored with, as the original's."""
 GLOBAL_NORMALISATION = "global_mad"
 
 
@@ -193,7 +202,13 @@ class PerBatchSampler(torch.utils.data.Sampler[int]):
     :meth:`set_epoch` (and wraps the sampler for DDP).
     """
 
-    def __init__(self, samples: DihedralSamples, batch_size: int, n_copies: int, seed: int = 0):
+    def __init__(
+        self,
+        samples: DihedralSamples | SlabSamples,
+        batch_size: int,
+        n_copies: int,
+        seed: int = 0,
+    ):
         if int(n_copies) != n_copies or n_copies < 1:
             raise ConfigError(f"n_copies={n_copies}: must be a whole number ≥ 1 (e.g. 4)")
         self.samples = samples
@@ -243,3 +258,76 @@ class BoxSamples(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.boxes.images[index], self.boxes.labels[index]
         return _as_tensors(standardise(image) if self.standardise else image, label)
+
+
+def slab_offsets(stored: int, depth: int) -> range:
+    """Starts of the ``depth``-slice Z crops of a ``stored``-slice box that hold its annotated
+    slice (index ``stored // 2``, where extraction and the original's .scnt put it)."""
+    centre = stored // 2
+    return range(max(0, centre - depth + 1), min(stored - depth, centre) + 1)
+
+
+def slab_sample(
+    image: np.ndarray, label: np.ndarray, depth: int, offset: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop ``image (S, B, B)`` to ``depth`` slices from ``offset``; the label slab ``(depth, B,
+    B)`` is ``label`` on the annotated slice and 2 (ignore) elsewhere; then dihedral ``k % 8`` in
+    XY and, for ``k ≥ 8``, a Z flip of both."""
+    x = image[offset : offset + depth]
+    y = np.full((depth, *label.shape), IGNORE, np.uint8)
+    y[image.shape[0] // 2 - offset] = label
+    x, y = dihedral(x, k % N_DIHEDRAL), dihedral(y, k % N_DIHEDRAL)
+    if k >= N_DIHEDRAL:
+        x, y = x[::-1], y[::-1]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+class SlabSamples(Dataset):
+    """Samples for a 3D slab network: ``x (1, D, B, B)`` and ``y (1, D, B, B)`` ∈ {0, 1, 2}.
+
+    ``augment``: index ``box × n_transforms + j`` picks one Z crop (:func:`slab_offsets`) and one
+    of the 16 transforms (8 dihedral × Z flip), so :class:`PerBatchSampler` draws both at random
+    from its seed; otherwise every box once, cropped in the middle (validation).
+    """
+
+    def __init__(
+        self,
+        boxes: BoxSet,
+        depth: int,
+        standardise_boxes: bool | None = None,
+        *,
+        augment: bool = True,
+    ) -> None:
+        require_boxes(boxes)
+        if boxes.depth < depth:
+            source = boxes.sources[0].get("path") if boxes.sources else None
+            raise AisInputError(
+                f"{source or boxes.feature}: boxes are {boxes.depth} slice(s) deep but the slab "
+                f"network takes {depth}; extract them again for this network (ais_torch stores "
+                f"{depth + SLAB_Z_JITTER}) or set arch.depth to at most {boxes.depth}"
+            )
+        self.boxes = boxes
+        self.depth = int(depth)
+        self.standardise = standardises(boxes, standardise_boxes)
+        self.augment = augment
+        self.offsets = slab_offsets(boxes.depth, self.depth)
+        self.n_transforms = 2 * N_DIHEDRAL * len(self.offsets) if augment else 1
+
+    def __len__(self) -> int:
+        return len(self.boxes) * self.n_transforms
+
+    def plan(self, index: int) -> tuple[int, int, int]:
+        """``(box, crop start, transform k)`` of sample ``index``."""
+        box, j = divmod(int(index), self.n_transforms)
+        if not self.augment:
+            return box, (self.boxes.depth - self.depth) // 2, 0
+        k, o = divmod(j, len(self.offsets))
+        return box, self.offsets[o], k
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        box, offset, k = self.plan(index)
+        x, y = slab_sample(self.boxes.images[box], self.boxes.labels[box], self.depth, offset, k)
+        x = standardise(x) if self.standardise else x
+        return torch.from_numpy(x.astype(np.float32)[None]), torch.from_numpy(
+            y.astype(np.float32)[None]
+        )

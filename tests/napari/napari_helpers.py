@@ -10,8 +10,10 @@ from ais_torch import archs
 from ais_torch.formats.scnm import ModelMetadata, save_scnm
 
 
-def tiny_model(folder: Path, title: str = "Tiny", depth: int = 1, apix: float = 10.0) -> Path:
-    torch.manual_seed(0)
+def tiny_model(
+    folder: Path, title: str = "Tiny", depth: int = 1, apix: float = 10.0, seed: int = 0
+) -> Path:
+    torch.manual_seed(seed)
     net = archs.build(
         "unet_s", encoder=[[4]], bottleneck=[8], decoder=[[4]], in_channels=depth
     ).eval()
