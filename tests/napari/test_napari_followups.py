@@ -70,6 +70,7 @@ def test_interactions_naming_a_missing_model_is_one_line(tomo: Path, pair: dict[
 # 2. segment with progress and cancel -------------------------------------------------------
 
 
+@pytest.mark.gui  # the panel's module needs magicgui/Qt (the napari extra)
 def test_segment_file_reports_progress_and_matches_the_library(
     tomo: Path, pair: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -89,6 +90,7 @@ def test_segment_file_reports_progress_and_matches_the_library(
     assert read_volume(out / "t1__Membrane.mrc").voxel_size_A == pytest.approx(10.0)
 
 
+@pytest.mark.gui  # the panel's module needs magicgui/Qt (the napari extra)
 def test_cancelled_segmentation_leaves_no_file(
     tomo: Path, pair: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -109,6 +111,7 @@ def test_cancelled_segmentation_leaves_no_file(
 # 4. plugin architectures from the panel ----------------------------------------------------
 
 
+@pytest.mark.gui  # the panel's module needs magicgui/Qt (the napari extra)
 def test_architectures_without_a_preset_train_as_plugins() -> None:
     from ais_torch.napari.training import compose
     from ais_torch.napari.widget import arch_choices
